@@ -1,0 +1,1 @@
+"""Training machinery shared by every model of the zoo."""

@@ -1,0 +1,332 @@
+"""The `zoo` command line. This is the only module of the zoo that prints.
+
+Each subcommand is a pair of functions: `_add_<name>` declares its
+arguments and `_run_<name>` carries it out. TensorFlow is imported only by
+the subcommands that need it, so `zoo list` answers at once.
+"""
+
+import argparse
+import glob
+import json
+import logging
+import os
+import sys
+
+logger = logging.getLogger("zoo")
+
+RUNS_ROOT = "runs"
+
+
+class CommandError(Exception):
+    """An error the command line reports as one line, without a traceback."""
+
+
+def _quiet_tensorflow():
+    # TensorFlow's C++ start-up messages drown the command's own output.
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    os.environ.setdefault("ABSL_MIN_LOG_LEVEL", "2")
+
+
+def _parse_assignment(text):
+    key, separator, raw = text.partition("=")
+    if not separator or not key:
+        raise CommandError(
+            f"Invalid --set value {text!r}: expected KEY=VALUE, for example "
+            "--set dropout=0.3 or --set filters=[16,32]."
+        )
+    try:
+        value = json.loads(raw)
+    except json.JSONDecodeError:
+        value = raw
+    return key.strip(), value
+
+
+def _overrides(assignments):
+    return dict(_parse_assignment(a) for a in assignments or [])
+
+
+# --- list and info ----------------------------------------------------------
+
+def _add_list(subparsers):
+    parser = subparsers.add_parser(
+        "list", help="list registered models",
+        description="List registered models, optionally filtered.")
+    parser.add_argument("pattern", nargs="?", default=None,
+                        help="glob pattern on the name, such as 'cnn*'")
+    parser.add_argument("--task", help="keep models of this task")
+    parser.add_argument("--family", help="keep models of this family")
+    parser.add_argument("--pretrained", action="store_true",
+                        help="keep models with published weights")
+    parser.add_argument("--json", action="store_true",
+                        help="print the records as JSON")
+
+
+def _run_list(args):
+    import zoo
+
+    names = zoo.list_models(args.pattern, task=args.task, family=args.family,
+                            pretrained=True if args.pretrained else None)
+    if args.json:
+        print(json.dumps([zoo.model_info(n) for n in names], indent=2))
+        return 0
+    if not names:
+        print("No registered model matches. Run `zoo list` with no "
+              "arguments to see them all.", file=sys.stderr)
+        return 1
+    width = max(len(n) for n in names)
+    for name in names:
+        spec = zoo.get_spec(name)
+        tags = f"  [weights: {', '.join(spec.pretrained)}]" \
+            if spec.pretrained else ""
+        print(f"{name:<{width}}  {spec.task:<24} {spec.description}{tags}")
+    return 0
+
+
+def _add_info(subparsers):
+    parser = subparsers.add_parser(
+        "info", help="show a model's record and parameter count")
+    parser.add_argument("name", help="registered model name")
+    parser.add_argument("--set", action="append", metavar="KEY=VALUE",
+                        help="hyperparameter override (JSON value)")
+
+
+def _run_info(args):
+    import zoo
+
+    record = zoo.model_info(args.name)
+    _quiet_tensorflow()
+    model = zoo.get_model(args.name, **_overrides(args.set))
+    record["parameters"] = int(model.count_params())
+    print(json.dumps(record, indent=2))
+    return 0
+
+
+# --- train ------------------------------------------------------------------
+
+def _add_train(subparsers):
+    parser = subparsers.add_parser(
+        "train", help="train a model on its data set, evaluate and export",
+        description="Train a registered model on its default (embedded) "
+        "data set, evaluate it on the test split and export it for TF "
+        "Serving.")
+    parser.add_argument("name", help="registered model name")
+    parser.add_argument("--dataset", help="data set (default: the model's)")
+    parser.add_argument("--epochs", type=int, help="maximum epochs")
+    parser.add_argument("--batch-size", type=int, help="batch size")
+    parser.add_argument("--learning-rate", type=float, help="learning rate")
+    parser.add_argument("--seed", type=int, default=0,
+                        help="seed of weights, shuffling and augmentation "
+                        "(default: 0)")
+    parser.add_argument("--set", action="append", metavar="KEY=VALUE",
+                        help="hyperparameter override, repeatable; VALUE is "
+                        "JSON, such as filters=[16,32]")
+    parser.add_argument("--augment", metavar="SPEC",
+                        help="augmentation spec, such as "
+                        "rotate:15,translate:0.1,noise:0.05")
+    parser.add_argument("--weights", metavar="TAG",
+                        help="fine-tune from these pretrained weights")
+    parser.add_argument("--run-dir", help="run folder (default: "
+                        "runs/NAME/TIMESTAMP)")
+    parser.add_argument("--base", default="saved_models",
+                        help="TF Serving base folder (default: saved_models)")
+    parser.add_argument("--no-export", action="store_true",
+                        help="skip the SavedModel export")
+    parser.add_argument("--data-dir", help="tensorflow-datasets data_dir")
+    parser.add_argument("--download", action="store_true",
+                        help="let tensorflow-datasets download data")
+
+
+def _run_train(args):
+    import zoo
+
+    spec = zoo.get_spec(args.name)
+    overrides = _overrides(args.set)
+    spec.hyperparameters(overrides)
+    _quiet_tensorflow()
+    from training import trainer
+    from zoo import export
+
+    result = trainer.train(
+        args.name, dataset=args.dataset, epochs=args.epochs,
+        batch_size=args.batch_size, learning_rate=args.learning_rate,
+        seed=args.seed, overrides=overrides, run_dir=args.run_dir,
+        runs_root=RUNS_ROOT, weights=args.weights, augment=args.augment,
+        data_dir=args.data_dir, download=args.download,
+    )
+    print(f"run: {result.run_dir}")
+    for key, value in sorted(result.metrics.items()):
+        if isinstance(value, float):
+            print(f"{key}: {value:.4f}")
+        else:
+            print(f"{key}: {value}")
+    if args.no_export:
+        return 0
+    exported = export.export_saved_model(
+        result.recipe.serving_model(result.model), spec, base_dir=args.base)
+    _print_export(exported, spec)
+    return 0
+
+
+def _print_export(exported, spec):
+    base = os.path.abspath(os.path.dirname(exported.path))
+    print(f"exported: {exported.path} (version {exported.version})")
+    print("serve it with TF Serving:")
+    print(f"  docker run -p 8501:8501 -v {base}:/models/{spec.name} "
+          f"-e MODEL_NAME={spec.name} tensorflow/serving")
+    print(f"  curl -d @request.json "
+          f"http://localhost:8501/v1/models/{spec.name}:predict")
+
+
+# --- export -----------------------------------------------------------------
+
+def _add_export(subparsers):
+    parser = subparsers.add_parser(
+        "export", help="export a trained model for TF Serving",
+        description="Export the latest run of NAME (or the run folder "
+        "RUN_DIR) as a SavedModel under BASE/NAME/VERSION.")
+    parser.add_argument("target", metavar="NAME|RUN_DIR",
+                        help="model name (its latest run) or a run folder")
+    parser.add_argument("--version", type=int,
+                        help="version number (default: next free)")
+    parser.add_argument("--base", default="saved_models",
+                        help="TF Serving base folder (default: saved_models)")
+    parser.add_argument("--weights", metavar="TAG",
+                        help="export these pretrained weights instead of a "
+                        "run")
+
+
+def _latest_run(name):
+    runs = sorted(
+        glob.glob(os.path.join(RUNS_ROOT, name, "*", "best.keras")),
+        key=os.path.getmtime,
+    )
+    if not runs:
+        raise CommandError(
+            f"No finished run of model '{name}' under {RUNS_ROOT}/{name}/. "
+            f"Train one with `zoo train {name}`, or pass a run folder."
+        )
+    return os.path.dirname(runs[-1])
+
+
+def load_run(run_dir):
+    """Return `(spec, model, recipe)` of a run folder's `best.keras`."""
+    import zoo
+
+    config_path = os.path.join(run_dir, "config.json")
+    model_path = os.path.join(run_dir, "best.keras")
+    for path in (config_path, model_path):
+        if not os.path.isfile(path):
+            raise CommandError(
+                f"{path!r} not found: {run_dir!r} is not a finished run "
+                "folder of `zoo train`."
+            )
+    with open(config_path) as handle:
+        config = json.load(handle)
+    spec = zoo.get_spec(config["model"])
+    _quiet_tensorflow()
+    import keras
+
+    import zoo.layers  # noqa: F401  (registers custom layers)
+    from training.recipes import resolve_recipe
+    from training.trainer import DEFAULT_SETTINGS
+
+    model = keras.saving.load_model(model_path)
+    settings = {**DEFAULT_SETTINGS, **config.get("settings", {})}
+    return spec, model, resolve_recipe(spec, settings)
+
+
+def _run_export(args):
+    import zoo
+
+    _quiet_tensorflow()
+    from zoo import export
+
+    if os.path.isdir(args.target):
+        spec, model, recipe = load_run(args.target)
+        serving = recipe.serving_model(model)
+    elif args.weights:
+        spec = zoo.get_spec(args.target)
+        from training.recipes import resolve_recipe
+        from training.trainer import DEFAULT_SETTINGS
+
+        model = zoo.get_model(args.target, weights=args.weights)
+        serving = resolve_recipe(spec, DEFAULT_SETTINGS).serving_model(model)
+    else:
+        zoo.get_spec(args.target)
+        spec, model, recipe = load_run(_latest_run(args.target))
+        serving = recipe.serving_model(model)
+    exported = export.export_saved_model(serving, spec, base_dir=args.base,
+                                         version=args.version)
+    _print_export(exported, spec)
+    return 0
+
+
+# --- predict ----------------------------------------------------------------
+
+def _add_predict(subparsers):
+    parser = subparsers.add_parser(
+        "predict", help="run a TF Serving request against a SavedModel",
+        description="Run a TF Serving REST request body against an "
+        "exported SavedModel and print the response as TF Serving would.")
+    parser.add_argument("saved_model_dir",
+                        help="version folder or TF Serving base path")
+    parser.add_argument("--input", required=True, metavar="FILE",
+                        help='JSON body ({"instances": [...]}) or .npy array')
+    parser.add_argument("--signature", default="serving_default",
+                        help="signature name (default: serving_default)")
+
+
+def _run_predict(args):
+    _quiet_tensorflow()
+    from zoo import predict
+
+    body = predict.read_request(args.input)
+    response = predict.predict(args.saved_model_dir, body, args.signature)
+    print(json.dumps(response))
+    return 0
+
+
+# --- entry point ------------------------------------------------------------
+
+COMMANDS = ["list", "info", "train", "export", "predict"]
+
+
+def build_parser():
+    parser = argparse.ArgumentParser(
+        prog="zoo", description="Keras 3 model zoo: list, train, export, "
+        "serve and download models.")
+    parser.add_argument("-v", "--verbose", action="store_true",
+                        help="log debug messages")
+    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
+    subparsers.required = True
+    module = sys.modules[__name__]
+    for command in COMMANDS:
+        getattr(module, f"_add_{command.replace('-', '_')}")(subparsers)
+    return parser
+
+
+def main(argv=None):
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.INFO,
+        format="%(message)s", stream=sys.stderr,
+    )
+    for noisy in ("tensorflow", "absl", "h5py", "matplotlib"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+    run = getattr(sys.modules[__name__],
+                  f"_run_{args.command.replace('-', '_')}")
+    try:
+        return run(args)
+    except (CommandError, ValueError, KeyError, FileNotFoundError) as error:
+        message = error.args[0] if isinstance(error, KeyError) and \
+            error.args else error
+        print(f"zoo {args.command}: error: {message}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"zoo {args.command}: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,4 @@
+"""Reusable Keras layers of the zoo, registered as serializable.
+
+Importing this package imports Keras.
+"""

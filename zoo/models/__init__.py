@@ -1,0 +1,8 @@
+"""Model families. Importing this package registers every family's models.
+
+Each family module declares its registry records at import time and imports
+Keras only inside its builders, so this import stays free of TensorFlow.
+"""
+
+from zoo.models import cnn  # noqa: F401
+from zoo.models import dense  # noqa: F401

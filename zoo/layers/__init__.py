@@ -2,3 +2,7 @@
 
 Importing this package imports Keras.
 """
+
+from zoo.layers.hopfield import Hopfield  # noqa: F401
+from zoo.layers.hopfield import HopfieldLayer  # noqa: F401
+from zoo.layers.hopfield import HopfieldPooling  # noqa: F401

@@ -225,6 +225,7 @@ def decode_images(image_bytes, height, width, channels):
         image = tf.image.resize(image, (height, width))
         return tf.ensure_shape(image, (height, width, channels))
 
+    image_bytes = tf.convert_to_tensor(image_bytes, tf.string)
     return tf.map_fn(
         decode_one, image_bytes,
         fn_output_signature=tf.TensorSpec((height, width, channels),
@@ -500,7 +501,8 @@ def _add_traced_endpoint(archive, name, function, signature):
     except Exception as error:
         raise ValueError(
             f"Signature {name!r} cannot be traced into a TensorFlow graph: "
-            f"{type(error).__name__}: {error}. A serving function must be "
+            f"{type(error).__name__}: {str(error).rstrip('.')}. A serving "
+            "function must be "
             "made of TensorFlow ops; a Python-side step (NumPy on a tensor, "
             "`.numpy()`, a Python `if` on a tensor value) cannot run in TF "
             "Serving. Rewrite that step with TensorFlow or Keras ops."

@@ -1,0 +1,451 @@
+"""Augmentation pipelines built from a short spec, run as `tf.data` maps.
+
+A spec is a comma-separated list of `name[:value]` steps applied in order
+to each training batch, for example `rotate:15,translate:0.1,noise:0.05`.
+
+| step | data | effect |
+|---|---|---|
+| `rotate:DEG` | images | rotation by an angle uniform in [-DEG, DEG] |
+| `translate:FRAC` | images | shift by up to FRAC of the height and width |
+| `noise:STD` | any | additive Gaussian noise of standard deviation STD |
+| `flip:h`, `flip:v` | images | horizontal or vertical flip, probability 1/2 |
+| `dihedral` | square images | a uniformly drawn element of D_4 |
+| `cutout:SIZE` | images | zero a SIZE x SIZE square (SIZE < 1: a fraction) |
+| `jitter:STD` | time series | additive Gaussian noise per time step |
+| `scale:STD` | time series | multiply each series by a factor ~ N(1, STD) |
+| `magwarp:STD` | time series | multiply by a smooth random curve ~ N(1, STD) |
+| `slice:FRAC` | time series | crop a window of 1 - FRAC of the length and |
+| | | stretch it back to the full length |
+| `permute` | sets | a uniformly drawn permutation of the elements |
+
+Images are `(batch, height, width, channels)`, time series `(batch, time,
+channels)` and sets `(batch, elements, features)`. Labels pass unchanged.
+
+Every step uses graph ops only (no `tf.py_function`) and stateless random
+ops. The seed of a batch is derived from the pipeline's seed and a
+fingerprint of the batch's contents, so the same seed and the same data
+order give the same augmented batches, in any number of parallel map
+calls. Shuffled batches differ from epoch to epoch, so their draws do too.
+Every step compiles under `tf.function(jit_compile=True)` through
+`AugmentPipeline.apply`, which takes the seed as an argument. The seed
+derivation (`tf.fingerprint`) has no XLA kernel and runs outside it.
+
+Augmentation lives in the input pipeline, never in the model, so an
+exported serving graph contains none of it.
+
+References:
+    Um et al. (2017). Data Augmentation of Wearable Sensor Data for
+    Parkinson's Disease Monitoring using Convolutional Neural Networks.
+    https://arxiv.org/abs/1706.00527
+    Le Guennec, Malinowski, Tavenard (2016). Data Augmentation for Time
+    Series Classification using Convolutional Neural Networks.
+    https://shs.hal.science/halshs-01357973
+    DeVries, Taylor (2017). Improved Regularization of Convolutional Neural
+    Networks with Cutout. https://arxiv.org/abs/1708.04552
+"""
+
+import difflib
+import logging
+import math
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_IMAGE_SPEC = "rotate:10,translate:0.1,noise:0.02"
+# Philox explicitly: the default "auto_select" picks another algorithm
+# under XLA, so compiled and plain runs would draw different numbers.
+ALGORITHM = "philox"
+
+
+# --- random draws -----------------------------------------------------------
+
+def _unit_uniform(seed, shape):
+    """Draw floats in (0, 1) from integer draws.
+
+    Integer stateless draws agree between XLA and plain TensorFlow, but
+    float draws do not (TensorFlow 2.21 on CPU), so floats are made here
+    from 24 random bits.
+    """
+    import tensorflow as tf
+
+    bits = tf.random.stateless_uniform(shape, seed, minval=0,
+                                       maxval=2 ** 24, dtype=tf.int32,
+                                       alg=ALGORITHM)
+    return (tf.cast(bits, tf.float32) + 0.5) * (1.0 / 2 ** 24)
+
+
+def _uniform(seed, shape, low=0.0, high=1.0):
+    return low + (high - low) * _unit_uniform(seed, shape)
+
+
+def _normal(seed, shape, stddev=1.0, mean=0.0):
+    import tensorflow as tf
+
+    # Box-Muller transform of two independent uniform draws.
+    pair = _unit_uniform(seed, tf.concat([[2], tf.cast(shape, tf.int32)],
+                                         axis=0))
+    radius = tf.sqrt(-2.0 * tf.math.log(pair[0]))
+    return mean + stddev * radius * tf.cos(2.0 * math.pi * pair[1])
+
+
+def _batch_size(x):
+    import tensorflow as tf
+
+    return tf.shape(x)[0]
+
+
+def _require_rank(name, x, rank, layout):
+    if x.shape.rank != rank:
+        raise ValueError(
+            f"Augmentation step {name!r} works on {layout} batches of rank "
+            f"{rank}. Received: shape={tuple(x.shape)}. Use it on the data "
+            "kind it is made for (see `training.augment` for the table)."
+        )
+
+
+# --- image geometry ---------------------------------------------------------
+
+def _warp(images, inverse_matrices):
+    """Resample images at affinely mapped coordinates, bilinear, zero fill.
+
+    `inverse_matrices` is `(batch, 2, 3)` mapping an output pixel's
+    centered `(row, col, 1)` to the input position it reads. Gathers make
+    it XLA-compatible, unlike `ImageProjectiveTransformV3`.
+    """
+    import tensorflow as tf
+
+    height, width = images.shape[1], images.shape[2]
+    rows, cols = tf.meshgrid(tf.range(height, dtype=tf.float32),
+                             tf.range(width, dtype=tf.float32),
+                             indexing="ij")
+    center_row, center_col = (height - 1) / 2.0, (width - 1) / 2.0
+    # [H * W, 3] homogeneous centered coordinates of the output pixels.
+    points = tf.stack([tf.reshape(rows - center_row, [-1]),
+                       tf.reshape(cols - center_col, [-1]),
+                       tf.ones([height * width])], axis=1)
+    # [B, 2, 3] x [3, H * W] -> [B, 2, H * W] input coordinates.
+    source = tf.einsum("bij,nj->bin", inverse_matrices, points)
+    source_row = source[:, 0] + center_row
+    source_col = source[:, 1] + center_col
+    row0, col0 = tf.floor(source_row), tf.floor(source_col)
+    row_frac, col_frac = source_row - row0, source_col - col0
+
+    def sample(r, c):
+        # [B, H * W] integer positions -> [B, H * W, C] pixels, 0 outside.
+        inside = (r >= 0) & (r <= height - 1) & (c >= 0) & (c <= width - 1)
+        r_index = tf.cast(tf.clip_by_value(r, 0, height - 1), tf.int32)
+        c_index = tf.cast(tf.clip_by_value(c, 0, width - 1), tf.int32)
+        flat = tf.reshape(images, [tf.shape(images)[0], height * width, -1])
+        values = tf.gather(flat, r_index * width + c_index, batch_dims=1)
+        return values * tf.cast(inside, images.dtype)[..., None]
+
+    top = (sample(row0, col0) * (1 - col_frac)[..., None]
+           + sample(row0, col0 + 1) * col_frac[..., None])
+    bottom = (sample(row0 + 1, col0) * (1 - col_frac)[..., None]
+              + sample(row0 + 1, col0 + 1) * col_frac[..., None])
+    warped = top * (1 - row_frac)[..., None] + bottom * row_frac[..., None]
+    # [B, H * W, C] -> [B, H, W, C]
+    return tf.reshape(warped, tf.shape(images))
+
+
+def _rotate(x, seed, degrees):
+    import tensorflow as tf
+
+    _require_rank("rotate", x, 4, "image")
+    angle = _uniform(seed, [_batch_size(x)], -degrees, degrees) * (
+        math.pi / 180.0)
+    cos, sin = tf.cos(angle), tf.sin(angle)
+    zeros = tf.zeros_like(angle)
+    # Inverse rotation: the output pixel reads from the input rotated back.
+    matrices = tf.stack([tf.stack([cos, -sin, zeros], axis=1),
+                         tf.stack([sin, cos, zeros], axis=1)], axis=1)
+    return _warp(x, matrices)
+
+
+def _translate(x, seed, fraction):
+    import tensorflow as tf
+
+    _require_rank("translate", x, 4, "image")
+    limits = tf.constant([x.shape[1] * fraction, x.shape[2] * fraction])
+    shifts = _uniform(seed, [_batch_size(x), 2], -1.0, 1.0) * limits
+    ones, zeros = tf.ones_like(shifts[:, 0]), tf.zeros_like(shifts[:, 0])
+    matrices = tf.stack([tf.stack([ones, zeros, -shifts[:, 0]], axis=1),
+                         tf.stack([zeros, ones, -shifts[:, 1]], axis=1)],
+                        axis=1)
+    return _warp(x, matrices)
+
+
+def _flip(x, seed, direction):
+    import tensorflow as tf
+
+    _require_rank("flip", x, 4, "image")
+    axis = 2 if direction == "h" else 1
+    chosen = _uniform(seed, [_batch_size(x), 1, 1, 1]) < 0.5
+    return tf.where(chosen, tf.reverse(x, [axis]), x)
+
+
+def _dihedral(x, seed):
+    import tensorflow as tf
+
+    from training import groups
+
+    _require_rank("dihedral", x, 4, "image")
+    if x.shape[1] != x.shape[2]:
+        raise ValueError(
+            "Augmentation step 'dihedral' needs square images. Received: "
+            f"shape={tuple(x.shape)}"
+        )
+    # [8, B, H, W, C]: every D_4 image of every example.
+    variants = groups.orbit(groups.dihedral(4), x, action="image")
+    choice = tf.random.stateless_uniform([_batch_size(x)], seed, minval=0,
+                                         maxval=8, dtype=tf.int32,
+                                         alg=ALGORITHM)
+    # [B, 8, H, W, C] -> [B, H, W, C]
+    variants = tf.transpose(variants, [1, 0, 2, 3, 4])
+    return tf.gather(variants, choice, batch_dims=1)
+
+
+def _cutout(x, seed, size):
+    import tensorflow as tf
+
+    _require_rank("cutout", x, 4, "image")
+    height, width = x.shape[1], x.shape[2]
+    side_rows = size * height if size < 1 else size
+    side_cols = size * width if size < 1 else size
+    centers = _uniform(seed, [_batch_size(x), 2]) * tf.constant(
+        [float(height), float(width)])
+    rows = tf.range(height, dtype=tf.float32)[None, :, None] + 0.5
+    cols = tf.range(width, dtype=tf.float32)[None, None, :] + 0.5
+    inside_rows = tf.abs(rows - centers[:, 0, None, None]) < side_rows / 2
+    inside_cols = tf.abs(cols - centers[:, 1, None, None]) < side_cols / 2
+    # [B, H, W] -> [B, H, W, 1] mask of kept pixels.
+    keep = tf.cast(~(inside_rows & inside_cols), x.dtype)[..., None]
+    return x * keep
+
+
+# --- time series ------------------------------------------------------------
+
+def _interpolate(values, positions):
+    """Linearly interpolate `values (B, K, C)` at `positions (B, T)`."""
+    import tensorflow as tf
+
+    last = values.shape[1] - 1
+    positions = tf.clip_by_value(positions, 0.0, float(last))
+    low = tf.floor(positions)
+    frac = (positions - low)[..., None]
+    low_index = tf.cast(low, tf.int32)
+    high_index = tf.minimum(low_index + 1, last)
+    # [B, T, C]
+    return (tf.gather(values, low_index, batch_dims=1) * (1 - frac)
+            + tf.gather(values, high_index, batch_dims=1) * frac)
+
+
+def _scale(x, seed, stddev):
+    _require_rank("scale", x, 3, "time-series")
+    factors = _normal(seed, [_batch_size(x), 1, x.shape[2]], stddev, 1.0)
+    return x * factors
+
+
+def _magwarp(x, seed, stddev, knots=4):
+    import tensorflow as tf
+
+    _require_rank("magwarp", x, 3, "time-series")
+    steps = x.shape[1]
+    # [B, knots + 2, C] curve values at evenly spaced knots.
+    curve = _normal(seed, [_batch_size(x), knots + 2, x.shape[2]], stddev,
+                    1.0)
+    positions = tf.linspace(0.0, float(knots + 1), steps)
+    positions = tf.tile(positions[None], [_batch_size(x), 1])
+    return x * _interpolate(curve, positions)
+
+
+def _slice(x, seed, fraction):
+    import tensorflow as tf
+
+    _require_rank("slice", x, 3, "time-series")
+    steps = x.shape[1]
+    length = (1.0 - fraction) * (steps - 1)
+    starts = _uniform(seed, [_batch_size(x), 1], 0.0, fraction * (steps - 1))
+    # [B, T] positions inside the window, stretched over the full length.
+    positions = starts + tf.linspace(0.0, length, steps)[None]
+    return _interpolate(x, positions)
+
+
+# --- sets -------------------------------------------------------------------
+
+def _permute(x, seed):
+    import tensorflow as tf
+
+    _require_rank("permute", x, 3, "set")
+    keys = _uniform(seed, [_batch_size(x), x.shape[1]])
+    order = tf.argsort(keys, axis=1)
+    return tf.gather(x, order, batch_dims=1)
+
+
+def _noise(x, seed, stddev):
+    import tensorflow as tf
+
+    return x + _normal(seed, tf.shape(x), stddev)
+
+
+# --- spec parsing -----------------------------------------------------------
+
+def _positive(name, text):
+    try:
+        value = float(text)
+    except (TypeError, ValueError):
+        value = None
+    if value is None or not value > 0 or not math.isfinite(value):
+        raise ValueError(
+            f"Augmentation step {name!r} needs a positive number, such as "
+            f"{name}:{EXAMPLES[name]}. Received: {name}:{text}"
+        )
+    return value
+
+
+def _fraction(name, text):
+    value = _positive(name, text)
+    if value >= 1:
+        raise ValueError(
+            f"Augmentation step {name!r} needs a fraction in (0, 1), such as "
+            f"{name}:{EXAMPLES[name]}. Received: {name}:{text}"
+        )
+    return value
+
+
+def _flip_direction(name, text):
+    if text not in ("h", "v"):
+        raise ValueError(
+            "Augmentation step 'flip' needs a direction: flip:h "
+            f"(left-right) or flip:v (up-down). Received: flip:{text}"
+        )
+    return text
+
+
+def _no_value(name, text):
+    if text is not None:
+        raise ValueError(
+            f"Augmentation step {name!r} takes no value. Received: "
+            f"{name}:{text}"
+        )
+    return None
+
+
+# name -> (function, parser of the value)
+STEPS = {
+    "rotate": (_rotate, _positive),
+    "translate": (_translate, _fraction),
+    "noise": (_noise, _positive),
+    "flip": (_flip, _flip_direction),
+    "dihedral": (_dihedral, _no_value),
+    "cutout": (_cutout, _positive),
+    "jitter": (_noise, _positive),
+    "scale": (_scale, _positive),
+    "magwarp": (_magwarp, _positive),
+    "slice": (_slice, _fraction),
+    "permute": (_permute, _no_value),
+}
+
+EXAMPLES = {
+    "rotate": "15", "translate": "0.1", "noise": "0.05", "flip": "h",
+    "dihedral": "", "cutout": "3", "jitter": "0.03", "scale": "0.1",
+    "magwarp": "0.2", "slice": "0.1", "permute": "",
+}
+
+
+def parse_spec(spec):
+    """Parse `"rotate:15,noise:0.05"` into `[("rotate", 15.0), ...]`.
+
+    Raises:
+        ValueError: an unknown step or an invalid value; the message names
+            it and lists the valid steps.
+    """
+    if not isinstance(spec, str) or not spec.strip():
+        raise ValueError(
+            "An augmentation spec is a comma-separated list of steps, such "
+            f"as {DEFAULT_IMAGE_SPEC!r}. Received: {spec!r}"
+        )
+    steps = []
+    for part in spec.split(","):
+        name, separator, text = part.strip().partition(":")
+        name = name.strip().lower()
+        if name not in STEPS:
+            close = difflib.get_close_matches(name, list(STEPS), n=2)
+            hint = f" Did you mean {' or '.join(close)}?" if close else ""
+            raise ValueError(
+                f"Unknown augmentation step {name!r} in {spec!r}.{hint} "
+                f"Valid steps: {', '.join(STEPS)}"
+            )
+        parser = STEPS[name][1]
+        value = parser(name, text.strip() if separator else None)
+        steps.append((name, value))
+    return steps
+
+
+class AugmentPipeline:
+    """A batch map `(x, y) -> (x, y)` applying spec steps in order.
+
+    Args:
+        spec: Spec string, such as `"rotate:15,translate:0.1"`.
+        seed: Integer seed. Defaults to 0.
+
+    Example:
+
+    ```python
+    pipeline = AugmentPipeline("dihedral,noise:0.05", seed=1)
+    train = train.map(pipeline, num_parallel_calls=tf.data.AUTOTUNE)
+    ```
+    """
+
+    def __init__(self, spec, seed=0):
+        if not isinstance(seed, int):
+            raise ValueError(f"`seed` must be an integer. Received: {seed!r}")
+        self.spec = spec
+        self.seed = seed
+        self.steps = parse_spec(spec)
+
+    def batch_seed(self, x):
+        """Return the stateless seed `(2,)` int32 of batch `x`."""
+        import tensorflow as tf
+
+        # [1, 8] uint8 fingerprint of the whole batch -> [2] int32.
+        flat = tf.reshape(tf.io.serialize_tensor(x), [1])
+        fingerprint = tf.fingerprint(flat)
+        words = tf.bitcast(tf.reshape(fingerprint, [2, 4]), tf.int32)
+        return tf.bitwise.bitwise_xor(
+            words, tf.constant([self.seed, 0x5EED], tf.int32))
+
+    def apply(self, x, y, seed):
+        """Apply the steps to batch `(x, y)` with stateless seed `seed`."""
+        import tensorflow as tf
+
+        x = tf.convert_to_tensor(x)
+        seeds = tf.random.experimental.stateless_split(
+            tf.cast(seed, tf.int64), num=len(self.steps), alg=ALGORITHM)
+        for index, (name, value) in enumerate(self.steps):
+            function = STEPS[name][0]
+            if value is None:
+                x = function(x, seeds[index])
+            else:
+                x = function(x, seeds[index], value)
+        return x, y
+
+    def __call__(self, x, y):
+        return self.apply(x, y, self.batch_seed(x))
+
+    def __repr__(self):
+        return f"AugmentPipeline({self.spec!r}, seed={self.seed})"
+
+
+def build_pipeline(spec, seed=0):
+    """Return the batch map `(x, y) -> (x, y)` of an augmentation spec.
+
+    Args:
+        spec: Comma-separated steps, such as
+            `"rotate:15,translate:0.1,noise:0.05"` (see the module table).
+        seed: Integer seed; the same seed gives the same batches. Defaults
+            to 0.
+
+    Returns:
+        An `AugmentPipeline`, to pass to `tf.data.Dataset.map` on batches.
+    """
+    return AugmentPipeline(spec, seed=seed)

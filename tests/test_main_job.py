@@ -44,8 +44,8 @@ def workdir(tmp_path_factory):
 
 def test_train_reports_accuracy(workdir):
     output = workdir["first"].stdout
-    line = next(l for l in output.splitlines()
-                if l.startswith("test_accuracy:"))
+    line = next(text for text in output.splitlines()
+                if text.startswith("test_accuracy:"))
     accuracy = float(line.split(":")[1])
     assert accuracy >= 0.97
     assert "saved_models/cnn/1" in output

@@ -83,11 +83,11 @@ def _to_array(name, value, spec):
         want is not None and want != got
         for want, got in zip(expected, array.shape)
     ):
-        shown = tuple("batch" if d is None else d for d in expected)
+        readable = tuple("batch" if d is None else d for d in expected)
         raise RequestError(
             f"Input {name!r} has shape {array.shape}, but the model expects "
-            f"{shown} (one instance is {expected[1:]}). Reshape the request "
-            "to match."
+            f"{readable} (one instance is {expected[1:]}). Reshape the "
+            "request to match."
         )
     return array.astype(dtype)
 
@@ -110,10 +110,12 @@ def parse_request(body, input_specs):
     if not isinstance(body, dict) or (
         ("instances" in body) == ("inputs" in body)
     ):
+        received = sorted(body) if isinstance(body, dict) else \
+            type(body).__name__
         raise RequestError(
             'The request must be a JSON object with exactly one of '
             '"instances" (row format) or "inputs" (columnar format). '
-            f"Received keys: {sorted(body) if isinstance(body, dict) else type(body).__name__}."
+            f"Received keys: {received}."
         )
     if "inputs" in body:
         columns = body["inputs"]

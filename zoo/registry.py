@@ -52,7 +52,7 @@ class TensorRecord:
 
 @dataclasses.dataclass(frozen=True)
 class ModelSpec:
-    """The record that says what a registered model is.
+    """Record of one registered model: builder, task, data and serving.
 
     Attributes:
         name: Public name, lowercase words joined by `-` or `_`.
@@ -90,7 +90,7 @@ class ModelSpec:
     recipe: str | None = None
 
     def hyperparameters(self, overrides=None):
-        """Return the defaults updated by `overrides`, rejecting unknown keys."""
+        """Return the defaults updated by `overrides`; unknown keys raise."""
         overrides = dict(overrides or {})
         unknown = sorted(set(overrides) - set(self.defaults))
         if unknown:

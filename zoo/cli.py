@@ -286,9 +286,178 @@ def _run_predict(args):
     return 0
 
 
+# --- pretrained hub ---------------------------------------------------------
+
+def _add_publish(subparsers):
+    parser = subparsers.add_parser(
+        "publish", help="publish a finished run as pretrained weights",
+        description="Measure a finished `zoo train` run on its test split "
+        "and write its .keras file, a SavedModel archive and an index entry "
+        "into a hub folder.")
+    parser.add_argument("run_dir", metavar="RUN_DIR",
+                        help="run folder with config.json and best.keras")
+    parser.add_argument("--tag", required=True,
+                        help="weights tag, such as 'digits'")
+    parser.add_argument("--hub", help="hub folder (default: the "
+                        "repository's zoo/pretrained)")
+    parser.add_argument("--license", default="Apache-2.0",
+                        help="license of the weights (default: Apache-2.0)")
+    parser.add_argument("--command", dest="reproduce",
+                        help="command recorded to reproduce the weights "
+                        "(default: rebuilt from the run's config.json)")
+
+
+def _run_publish(args):
+    _quiet_tensorflow()
+    from zoo import hub
+
+    entry = hub.publish(args.run_dir, args.tag, hub=args.hub,
+                        command=args.reproduce, license=args.license)
+    for kind, record in sorted(entry["files"].items()):
+        print(f"{kind}: {record['path']} ({record['size']} bytes, sha256 "
+              f"{record['sha256']})")
+    for key, value in sorted(entry["metrics"].items()):
+        print(f"{key}: {value:.4f}")
+    print(f"reproduce: {entry['command']}")
+    return 0
+
+
+def _add_download(subparsers):
+    parser = subparsers.add_parser(
+        "download", help="download and verify pretrained weights",
+        description="Download the artifacts of NAME:TAG into the cache "
+        "(ZOO_CACHE) and check their sha256, or check them in place for a "
+        "local hub.")
+    parser.add_argument("name", help="registered model name")
+    parser.add_argument("--weights", required=True, metavar="TAG",
+                        help="weights tag, such as 'digits'")
+    parser.add_argument("--hub", help="hub location (default: ZOO_HUB, "
+                        "else the repository's hub)")
+    parser.add_argument("--serving-base", metavar="BASE",
+                        help="also extract the SavedModel to "
+                        "BASE/NAME/VERSION for TF Serving")
+    parser.add_argument("--version", type=int,
+                        help="version for --serving-base (default: next "
+                        "free)")
+
+
+def _run_download(args):
+    from zoo import hub
+
+    paths = hub.download(args.name, args.weights, hub=args.hub)
+    for kind, path in sorted(paths.items()):
+        print(f"{kind}: {path}")
+    if args.serving_base:
+        target = hub.extract_saved_model(args.name, args.weights,
+                                         args.serving_base, hub=args.hub,
+                                         version=args.version)
+        print(f"saved_model: {target}")
+    return 0
+
+
+def _add_cache(subparsers):
+    parser = subparsers.add_parser(
+        "cache", help="list, verify or prune the download cache",
+        description="list: cached artifacts; verify: check each against "
+        "its sha256 (exit status 1 when one fails); prune: remove temporary "
+        "files, failed and unlisted artifacts.")
+    parser.add_argument("action", choices=["list", "verify", "prune"])
+    parser.add_argument("--all", action="store_true",
+                        help="prune: remove the whole cache folder")
+
+
+def _run_cache(args):
+    from zoo import hub
+
+    if args.action == "prune":
+        removed = hub.prune_cache(everything=args.all)
+        for path in removed:
+            print(f"removed: {path}")
+        print(f"{len(removed)} removed from {hub.cache_dir()}")
+        return 0
+    rows = hub.verify_cache() if args.action == "verify" else \
+        hub.cache_entries()
+    for row in rows:
+        status = ""
+        if args.action == "verify":
+            status = "ok      " if row["ok"] else "FAILED  "
+        print(f"{status}{row['model']}:{row['tag']} {row['kind']} "
+              f"{row['size']} bytes  {row['path']}  (hub {row['hub']})")
+        if args.action == "verify" and not row["ok"]:
+            print(f"        {row['error']} It is downloaded again on next "
+                  "use; `zoo cache prune` removes it now.")
+    print(f"{len(rows)} cached artifacts in {hub.cache_dir()}")
+    failed = [row for row in rows if not row.get("ok", True)]
+    return 1 if failed else 0
+
+
+def _add_prefetch(subparsers):
+    parser = subparsers.add_parser(
+        "prefetch", help="copy pretrained weights into a portable hub",
+        description="Copy chosen artifacts and their index entries into "
+        "a folder that works as ZOO_HUB on a machine with no network.")
+    parser.add_argument("selections", nargs="+", metavar="NAME[:TAG]",
+                        help="models (every tag) or model:tag pairs")
+    parser.add_argument("--to", required=True, metavar="DIR",
+                        help="folder to write (an existing index there is "
+                        "extended)")
+    parser.add_argument("--hub", help="hub to copy from (default: ZOO_HUB, "
+                        "else the repository's hub)")
+
+
+def _run_prefetch(args):
+    from zoo import hub
+
+    copied = hub.prefetch(args.selections, args.to, hub=args.hub)
+    print(f"copied {', '.join(copied)} to {args.to}")
+    print(f"use it with: ZOO_HUB={os.path.abspath(args.to)}")
+    return 0
+
+
+def _metrics_line(metrics):
+    return ", ".join(f"{k}={v:.4f}" for k, v in sorted(metrics.items()))
+
+
+def _add_hub(subparsers):
+    parser = subparsers.add_parser(
+        "hub", help="list a hub, or rebuild the repository's hub",
+        description="list: the entries of a hub index with their metrics; "
+        "rebuild: train every row of zoo/pretrained/recipes.json from "
+        "scratch and publish it.")
+    parser.add_argument("action", choices=["list", "rebuild"])
+    parser.add_argument("--hub", help="hub location (list default: "
+                        "ZOO_HUB, else the repository's hub; rebuild "
+                        "default: the repository's hub folder)")
+    parser.add_argument("--only", action="append", metavar="NAME[:TAG]",
+                        help="rebuild: only these rows, repeatable")
+    parser.add_argument("--runs-root", metavar="DIR",
+                        help="rebuild: keep the run folders here (default: "
+                        "a temporary folder)")
+
+
+def _run_hub(args):
+    from zoo import hub
+
+    if args.action == "rebuild":
+        _quiet_tensorflow()
+        for name, tag, entry in hub.rebuild(hub=args.hub, only=args.only,
+                                            runs_root=args.runs_root):
+            print(f"published {name}:{tag}: "
+                  f"{_metrics_line(entry['metrics'])}")
+        return 0
+    index = hub.read_index(args.hub)
+    for name, tags in sorted(index["models"].items()):
+        for tag, entry in sorted(tags.items()):
+            print(f"{name}:{tag}  {entry['dataset']}/{entry['split']}  "
+                  f"{_metrics_line(entry['metrics'])}  [{entry['license']}]")
+            print(f"    {entry['command']}")
+    return 0
+
+
 # --- entry point ------------------------------------------------------------
 
-COMMANDS = ["list", "info", "train", "export", "predict"]
+COMMANDS = ["list", "info", "train", "export", "predict", "publish",
+            "download", "cache", "prefetch", "hub"]
 
 
 def build_parser():

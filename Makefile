@@ -7,7 +7,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: venv train test lint bench clean
+.PHONY: venv train test lint bench pretrained clean
 
 venv: $(STAMP)
 
@@ -25,6 +25,11 @@ test: venv
 
 lint: venv
 	$(BIN)/ruff check zoo training tests benchmarks
+
+# Train every row of zoo/pretrained/recipes.json from scratch and publish
+# it into zoo/pretrained (see docs/hub.md).
+pretrained: venv
+	$(BIN)/zoo hub rebuild
 
 bench: venv
 	for script in benchmarks/*.py; do $(BIN)/python $$script || exit 1; done

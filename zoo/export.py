@@ -759,3 +759,50 @@ def update_model_config(base_dir=DEFAULT_BASE, name=None,
         handle.write(text_format.MessageToString(config))
     os.replace(temporary, path)
     return path
+
+
+# --- REST requests ------------------------------------------------------------
+
+def _rounded(values):
+    return np.round(np.asarray(values, dtype="float64"), 4).tolist()
+
+
+def rest_requests(spec, signatures, inputs):
+    """Return example TF Serving REST requests for an export.
+
+    Args:
+        spec: The model's `ModelSpec`.
+        signatures: Signature names of the export.
+        inputs: Real `serving_default` inputs; the first row is used.
+
+    Returns:
+        A list of `(verb, body)`: `"predict"` with the row format, and for
+        classifiers `"classify"` with `examples` and a `serving_png`
+        predict request with base64 PNG bytes, as TF Serving's REST API
+        takes them.
+    """
+    import base64
+
+    first = {k: np.asarray(v)[:1] for k, v in inputs.items()}
+    if len(first) == 1:
+        (key, value), = first.items()
+        instances = _rounded(value) if value.dtype.kind == "f" \
+            else value.tolist()
+    else:
+        instances = [{k: (_rounded(v[0]) if v.dtype.kind == "f"
+                          else v[0].tolist()) for k, v in first.items()}]
+    requests = [("predict", {"instances": instances})]
+    if len(first) != 1:
+        return requests
+    if CLASSIFY_SIGNATURE in signatures:
+        requests.append(("classify", {
+            "signature_name": CLASSIFY_SIGNATURE,
+            "examples": [{key: _rounded(value[0].reshape(-1))}],
+        }))
+    if PNG_SIGNATURE in signatures:
+        encoded = base64.b64encode(encode_png(value)[0]).decode("ascii")
+        requests.append(("predict", {
+            "signature_name": PNG_SIGNATURE,
+            "instances": [{PNG_INPUT: {"b64": encoded}}],
+        }))
+    return requests

@@ -161,20 +161,57 @@ def _run_train(args):
             print(f"{key}: {value}")
     if args.no_export:
         return 0
-    exported = export.export_saved_model(
-        result.recipe.serving_model(result.model), spec, base_dir=args.base)
-    _print_export(exported, spec)
+    from zoo import export_checks
+
+    serving = result.recipe.serving_model(result.model)
+    inputs = export_checks.sample_inputs(result.recipe, result.bundle)
+    try:
+        exported, results = export_checks.export_and_check(
+            serving, spec, inputs, model=result.model, recipe=result.recipe,
+            hyperparameters=result.hyperparameters, base_dir=args.base)
+    except export_checks.ExportCheckError as error:
+        _print_checks(error.results)
+        print(f"zoo train: error: {error} The run folder is kept; no "
+              "version folder was written.", file=sys.stderr)
+        return 1
+    _print_checks(results)
+    _print_export(exported, spec,
+                  export.rest_requests(spec, exported.signatures, inputs))
     return 0
 
 
-def _print_export(exported, spec):
+
+def _print_export(exported, spec, requests=None):
+    from zoo import export
+
     base = os.path.abspath(os.path.dirname(exported.path))
+    root = os.path.dirname(base)
     print(f"exported: {exported.path} (version {exported.version})")
-    print("serve it with TF Serving:")
-    print(f"  docker run -p 8501:8501 -v {base}:/models/{spec.name} "
+    print(f"signatures: {', '.join(exported.signatures)}; warm-up "
+          f"requests: {exported.warmup_records}")
+    print("serve it with TF Serving (REST on 8501, gRPC on 8500):")
+    print(f"  docker run -p 8501:8501 -p 8500:8500 "
+          f"-v {base}:/models/{spec.name} "
           f"-e MODEL_NAME={spec.name} tensorflow/serving")
-    print(f"  curl -d @request.json "
-          f"http://localhost:8501/v1/models/{spec.name}:predict")
+    print(f"or every model under {root} with its version policy:")
+    print(f"  docker run -p 8501:8501 -p 8500:8500 -v {root}:/models "
+          f"tensorflow/serving --model_config_file=/models/"
+          f"{export.MODEL_CONFIG_FILE}")
+    url = f"http://localhost:8501/v1/models/{spec.name}"
+    if not requests:
+        print(f"  curl -d @request.json {url}:predict")
+        return
+    for verb, body in requests:
+        text = json.dumps(body, separators=(",", ":"))
+        print(f"  curl -d '{text}' {url}:{verb}")
+
+
+def _print_checks(results):
+    for result in results:
+        status = result.status.upper() if result.status != "n/a" \
+            else result.status
+        detail = f" ({result.detail})" if result.detail else ""
+        print(f"check {result.name}: {status}{detail}")
 
 
 # --- export -----------------------------------------------------------------
@@ -193,6 +230,20 @@ def _add_export(subparsers):
     parser.add_argument("--weights", metavar="TAG",
                         help="export these pretrained weights instead of a "
                         "run")
+    parser.add_argument("--check", action="store_true",
+                        help="export nothing; run the export checks on the "
+                        "existing version (--version, default: highest)")
+    parser.add_argument("--skip-checks", action="store_true",
+                        help="export without running the checks")
+    parser.add_argument("--format", choices=("saved_model", "tflite"),
+                        default="saved_model",
+                        help="saved_model (default), or tflite to also "
+                        "write VERSION/model.tflite and check it in the "
+                        "TFLite interpreter")
+    parser.add_argument("--version-policy", metavar="POLICY",
+                        help="TF Serving version policy of this model in "
+                        "BASE/models.config: latest:N, all or "
+                        "specific:V1,V2 (default: keep, else latest:1)")
 
 
 def _latest_run(name):
@@ -239,25 +290,105 @@ def _run_export(args):
     import zoo
 
     _quiet_tensorflow()
-    from zoo import export
+    from zoo import datasets, export, export_checks
 
+    run_dir = None
     if os.path.isdir(args.target):
-        spec, model, recipe = load_run(args.target)
-        serving = recipe.serving_model(model)
-    elif args.weights:
+        run_dir = args.target
+    elif not args.weights:
+        zoo.get_spec(args.target)
+        run_dir = _latest_run(args.target)
+    if run_dir is not None:
+        spec, model, recipe = load_run(run_dir)
+        with open(os.path.join(run_dir, "config.json")) as handle:
+            config = json.load(handle)
+        hyperparameters = config.get("hyperparameters")
+        dataset = config.get("dataset") or spec.dataset
+    else:
         spec = zoo.get_spec(args.target)
         from training.recipes import resolve_recipe
         from training.trainer import DEFAULT_SETTINGS
 
         model = zoo.get_model(args.target, weights=args.weights)
-        serving = resolve_recipe(spec, DEFAULT_SETTINGS).serving_model(model)
-    else:
-        zoo.get_spec(args.target)
-        spec, model, recipe = load_run(_latest_run(args.target))
-        serving = recipe.serving_model(model)
-    exported = export.export_saved_model(serving, spec, base_dir=args.base,
-                                         version=args.version)
-    _print_export(exported, spec)
+        recipe = resolve_recipe(spec, DEFAULT_SETTINGS)
+        hyperparameters, dataset = dict(spec.defaults), spec.dataset
+    serving = recipe.serving_model(model)
+    inputs = export_checks.sample_inputs(recipe, datasets.load(dataset))
+    context = {"model": model, "recipe": recipe,
+               "hyperparameters": hyperparameters}
+
+    if args.check:
+        model_base = os.path.join(args.base, spec.name)
+        version_dir = os.path.join(model_base, str(args.version)) \
+            if args.version else export.resolve_version_dir(model_base)
+        export.resolve_version_dir(version_dir)
+        results = export_checks.check_existing(version_dir, serving, spec,
+                                               inputs, **context)
+        print(f"checked: {version_dir}")
+        _print_checks(results)
+        return 0 if all(r.passed for r in results) else 1
+    try:
+        exported, results = export_checks.export_and_check(
+            serving, spec, inputs, base_dir=args.base, version=args.version,
+            tflite=args.format == "tflite",
+            version_policy=args.version_policy,
+            check=not args.skip_checks, **context)
+    except export_checks.ExportCheckError as error:
+        _print_checks(error.results)
+        print(f"zoo export: error: {error} No version folder was written; "
+              "fix the model or pass --skip-checks.", file=sys.stderr)
+        return 1
+    _print_checks(results)
+    if args.format == "tflite":
+        tflite_path = os.path.join(exported.path, export_checks.TFLITE_FILE)
+        print(f"tflite: {tflite_path}")
+    _print_export(exported, spec,
+                  export.rest_requests(spec, exported.signatures, inputs))
+    return 0
+
+
+# --- export-matrix ----------------------------------------------------------
+
+def _add_export_matrix(subparsers):
+    parser = subparsers.add_parser(
+        "export-matrix", help="check every model's export and write the "
+        "export matrix",
+        description="Train each registered model one step on its smoke "
+        "configuration, export it and run every export check, then write "
+        "a Markdown table with one row per model and one column per check.")
+    parser.add_argument("pattern", nargs="?", default=None,
+                        help="glob pattern on model names (default: all)")
+    parser.add_argument("--output", default="docs/export-matrix.md",
+                        help="Markdown file to write (default: "
+                        "docs/export-matrix.md)")
+    parser.add_argument("--no-tflite", action="store_true",
+                        help="skip the TFLite conversion column")
+
+
+def _run_export_matrix(args):
+    import zoo
+
+    names = zoo.list_models(args.pattern)
+    if not names:
+        raise CommandError(f"No registered model matches {args.pattern!r}. "
+                           "Run `zoo list` to see them.")
+    _quiet_tensorflow()
+    from zoo import export_checks
+
+    rows = export_checks.build_matrix(
+        names, tflite=not args.no_tflite,
+        progress=lambda name: print(f"checking {name}", flush=True))
+    command = "zoo export-matrix" + (f" {args.pattern!r}"
+                                     if args.pattern else "")
+    export_checks.write_matrix(args.output, rows, command)
+    failed = 0
+    for row in rows:
+        bad = [r.name for r in row.results.values() if not r.passed]
+        failed += bool(bad)
+        print(f"{row.name}: " + (f"FAIL ({', '.join(bad)})" if bad
+                                 else "every check passes"))
+    print(f"wrote {args.output}: {len(rows) - failed} of {len(rows)} "
+          "models pass every check")
     return 0
 
 
@@ -457,7 +588,7 @@ def _run_hub(args):
 # --- entry point ------------------------------------------------------------
 
 COMMANDS = ["list", "info", "train", "export", "predict", "publish",
-            "download", "cache", "prefetch", "hub"]
+            "download", "cache", "prefetch", "hub", "export-matrix"]
 
 
 def build_parser():

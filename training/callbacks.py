@@ -295,16 +295,19 @@ class HistoryCSV(keras.callbacks.Callback):
 class WarmupCosineDecay(keras.callbacks.Callback):
     """Set the learning rate per step: linear warm-up, then cosine decay.
 
-    The rate rises linearly from 0 to `learning_rate` over `warmup_steps`,
-    then follows half a cosine down to `min_learning_rate` at
-    `total_steps`. It is computed from `optimizer.iterations`, so a
+    The rate rises linearly to `learning_rate` over the warm-up steps, then
+    follows half a cosine down to `min_learning_rate` at the last step of
+    the last epoch. It is computed from `optimizer.iterations`, so a
     resumed run continues the schedule exactly.
 
     Args:
         learning_rate: Peak learning rate.
-        total_steps: Steps of the whole run (epochs times steps per epoch).
-        warmup_steps: Steps of the linear warm-up. Defaults to 0.
+        epochs: Epochs of the whole run.
+        warmup_epochs: Epochs of linear warm-up (may be fractional).
+            Defaults to 0.
         min_learning_rate: Final learning rate. Defaults to 0.0.
+        steps_per_epoch: Optimizer steps per epoch. Defaults to the `steps`
+            that `fit` reports, which a data set of known size has.
 
     References:
         Loshchilov, Hutter (2017). SGDR: Stochastic Gradient Descent with
@@ -313,22 +316,21 @@ class WarmupCosineDecay(keras.callbacks.Callback):
         ImageNet in 1 Hour. https://arxiv.org/abs/1706.02677
     """
 
-    def __init__(self, learning_rate, total_steps, warmup_steps=0,
-                 min_learning_rate=0.0):
+    def __init__(self, learning_rate, epochs, warmup_epochs=0,
+                 min_learning_rate=0.0, steps_per_epoch=None):
         super().__init__()
         if not learning_rate > 0:
             raise ValueError(
                 f"`learning_rate` must be positive. Received: {learning_rate}"
             )
-        if not isinstance(total_steps, int) or total_steps < 1:
+        if not isinstance(epochs, int) or epochs < 1:
             raise ValueError(
-                "`total_steps` must be a positive integer. Received: "
-                f"{total_steps!r}"
+                f"`epochs` must be a positive integer. Received: {epochs!r}"
             )
-        if not 0 <= warmup_steps < total_steps:
+        if not 0 <= warmup_epochs < epochs:
             raise ValueError(
-                "`warmup_steps` must be in [0, total_steps). Received: "
-                f"{warmup_steps!r} with total_steps={total_steps}"
+                "`warmup_epochs` must be in [0, epochs). Received: "
+                f"{warmup_epochs!r} with epochs={epochs}"
             )
         if not 0 <= min_learning_rate <= learning_rate:
             raise ValueError(
@@ -336,9 +338,21 @@ class WarmupCosineDecay(keras.callbacks.Callback):
                 f"Received: {min_learning_rate!r}"
             )
         self.learning_rate = learning_rate
-        self.total_steps = total_steps
-        self.warmup_steps = warmup_steps
+        self.epochs = epochs
+        self.warmup_epochs = warmup_epochs
         self.min_learning_rate = min_learning_rate
+        self.steps_per_epoch = steps_per_epoch
+
+    def on_train_begin(self, logs=None):
+        steps = self.steps_per_epoch or (self.params or {}).get("steps")
+        if not steps:
+            raise ValueError(
+                "The cosine schedule needs the number of steps per epoch, "
+                "which this data set does not report. Pass "
+                "`steps_per_epoch`."
+            )
+        self.total_steps = int(self.epochs * steps)
+        self.warmup_steps = int(self.warmup_epochs * steps)
 
     def rate(self, step):
         """Return the learning rate at 0-based optimizer step `step`."""
@@ -558,6 +572,11 @@ class ResumableBackup(keras.callbacks.Callback):
                 os.remove(path)
 
     def on_train_end(self, logs=None):
+        logger.info(
+            "Training ended after %d epoch(s) at optimizer step %d",
+            len(next(iter(self._history.values()), [])),
+            int(self.model.optimizer.iterations.numpy()),
+        )
         if self.delete_on_end and os.path.isdir(self.backup_dir):
             for path in glob.glob(os.path.join(self.backup_dir, "*")):
                 os.remove(path)
@@ -658,8 +677,8 @@ def default_callbacks(run_dir, monitor="val_loss", mode="min", patience=10,
         mode: `"min"` or `"max"` for `monitor`. Defaults to `"min"`.
         patience: Epochs without improvement before stopping. Defaults to 10.
         epochs: Epochs of the run; the cosine schedule needs it.
-        steps_per_epoch: Optimizer steps per epoch; the cosine schedule
-            needs it.
+        steps_per_epoch: Optimizer steps per epoch of the cosine schedule.
+            Defaults to the steps `fit` reports.
         learning_rate: Peak learning rate of the cosine schedule.
         schedule: `"constant"` (the optimizer's own rate), `"cosine"`
             (linear warm-up then cosine decay to 0) or `"plateau"` (divide
@@ -680,16 +699,15 @@ def default_callbacks(run_dir, monitor="val_loss", mode="min", patience=10,
         )
     callbacks = [keras.callbacks.TerminateOnNaN()]
     if schedule == "cosine":
-        if not epochs or not steps_per_epoch or not learning_rate:
+        if not epochs or not learning_rate:
             raise ValueError(
-                "The cosine schedule needs `epochs`, `steps_per_epoch` and "
-                f"`learning_rate`. Received: epochs={epochs!r}, "
-                f"steps_per_epoch={steps_per_epoch!r}, "
+                "The cosine schedule needs `epochs` and `learning_rate`. "
+                f"Received: epochs={epochs!r}, "
                 f"learning_rate={learning_rate!r}"
             )
         callbacks.append(WarmupCosineDecay(
-            learning_rate, total_steps=int(epochs * steps_per_epoch),
-            warmup_steps=int(warmup_epochs * steps_per_epoch)))
+            learning_rate, int(epochs), warmup_epochs=warmup_epochs,
+            steps_per_epoch=steps_per_epoch))
     elif schedule == "plateau":
         callbacks.append(keras.callbacks.ReduceLROnPlateau(
             monitor=monitor, mode=mode, factor=0.2,

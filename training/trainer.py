@@ -199,20 +199,27 @@ def train(
         augment = augment_module.build_pipeline(augment, seed=settings["seed"])
     train_data, validation_data, test_data = recipe.datasets(bundle, augment)
 
-    run_dir = run_dir or new_run_dir(name, runs_root)
-    os.makedirs(run_dir, exist_ok=True)
-    write_json(os.path.join(run_dir, "config.json"), {
+    config = {
         "model": name,
         "dataset": bundle.name,
         "hyperparameters": hyperparameters,
         "settings": settings,
         "weights": weights,
-        "augment": augment if isinstance(augment, str) else None,
+        "augment": getattr(augment, "spec", None),
         "command": " ".join(sys.argv),
-    })
+    }
+    # A rerun of the same command resumes its unfinished run folder.
+    run_dir = run_dir or shared_callbacks.find_unfinished_run(
+        runs_root, name, config) or new_run_dir(name, runs_root)
+    os.makedirs(run_dir, exist_ok=True)
+    shared_callbacks.claim_run_dir(run_dir)
+    write_json(os.path.join(run_dir, "config.json"), config)
     all_callbacks = shared_callbacks.default_callbacks(
         run_dir, monitor=recipe.monitor, mode=recipe.monitor_mode,
-        patience=settings["patience"],
+        patience=settings["patience"], epochs=settings["epochs"],
+        learning_rate=settings["learning_rate"],
+        schedule=settings.get("lr_schedule", "constant"),
+        warmup_epochs=settings.get("warmup_epochs", 0),
     ) + list(callbacks)
 
     started = time.perf_counter()

@@ -585,10 +585,43 @@ def _run_hub(args):
     return 0
 
 
+# --- experiment -------------------------------------------------------------
+
+def _add_experiment(subparsers):
+    from zoo import experiments
+    from zoo.hopfield_experiments import EXPERIMENTS
+
+    parser = subparsers.add_parser(
+        "experiment", help="run an experiment and write its figure",
+        description="Run a named experiment, write its figure to a PNG and "
+        "print its measured numbers as JSON.")
+    parser.add_argument("experiment",
+                        choices=EXPERIMENTS + experiments.EXPERIMENTS,
+                        help="experiment name")
+    parser.add_argument("--out", required=True, metavar="PNG",
+                        help="path of the PNG figure to write")
+    parser.add_argument("--seed", type=int, default=0,
+                        help="seed of the experiment (default: 0)")
+
+
+def _run_experiment(args):
+    _quiet_tensorflow()
+    from zoo import experiments
+    from zoo.hopfield_experiments import run_experiment
+
+    if args.experiment in experiments.EXPERIMENTS:
+        run_experiment = experiments.run_experiment
+    results = run_experiment(args.experiment, args.out, seed=args.seed)
+    print(json.dumps(results))
+    print(f"figure: {args.out}")
+    return 0
+
+
 # --- entry point ------------------------------------------------------------
 
 COMMANDS = ["list", "info", "train", "export", "predict", "publish",
-            "download", "cache", "prefetch", "hub", "export-matrix"]
+            "download", "cache", "prefetch", "hub", "export-matrix",
+            "experiment"]
 
 
 def build_parser():

@@ -341,6 +341,7 @@ def _check_classifier(num_classes, dropout):
         "element_dim": 3,
         "num_classes": 10,
         "element_units": [64, 64],
+        "num_blocks": 1,
         "num_queries": 4,
         "num_heads": 4,
         "key_dim": 16,
@@ -350,17 +351,21 @@ def _check_classifier(num_classes, dropout):
     },
     training={"epochs": 80, "batch_size": 32, "learning_rate": 2e-3,
               "patience": 15},
-    smoke={"element_units": [8], "num_queries": 1, "num_heads": 1,
+    smoke={"element_units": [8], "num_blocks": 1, "num_queries": 1,
+           "num_heads": 1,
            "key_dim": 4, "dense_units": 8},
     references=_REFERENCES,
 )
 def hopfield_set_classifier(set_size, element_dim, num_classes,
-                            element_units, num_queries, num_heads, key_dim,
-                            max_update_steps, dense_units, dropout):
+                            element_units, num_blocks, num_queries,
+                            num_heads, key_dim, max_update_steps,
+                            dense_units, dropout):
     """Set classifier: element MLP, Hopfield pooling, dense head.
 
-    Each element passes through the same ReLU layers, `HopfieldPooling`
-    with `num_queries` learned queries pools the set, and a ReLU layer
+    Each element passes through the same ReLU layers, then `num_blocks`
+    residual `Hopfield` blocks in which the elements associate with each
+    other (self-association). `HopfieldPooling` with `num_queries` learned
+    queries pools the set, and a ReLU layer
     named `embedding` and a softmax layer named `probabilities` classify
     it. The output does not depend on the order of the elements.
 
@@ -369,6 +374,7 @@ def hopfield_set_classifier(set_size, element_dim, num_classes,
         element_dim: Features per element.
         num_classes: Number of classes.
         element_units: Width of each per-element Dense layer.
+        num_blocks: Residual self-association blocks before the pooling.
         num_queries: Learned state patterns of the pooling.
         num_heads: Heads of the pooling.
         key_dim: Size of each head.
@@ -378,15 +384,27 @@ def hopfield_set_classifier(set_size, element_dim, num_classes,
     """
     import keras
 
-    from zoo.layers.hopfield import HopfieldPooling
+    from zoo.layers.hopfield import Hopfield, HopfieldPooling
 
     _check_units("element_units", element_units)
     _check_classifier(num_classes, dropout)
+    if not isinstance(num_blocks, int) or num_blocks < 0:
+        raise ValueError(
+            "`num_blocks` must be a non-negative integer. Received: "
+            f"num_blocks={num_blocks!r}"
+        )
     inputs = keras.Input(shape=(set_size, element_dim), name="sets")
     x = inputs
     for index, units in enumerate(element_units):
         x = keras.layers.Dense(units, activation="relu",
                                name=f"element_{index}")(x)
+    for index in range(num_blocks):
+        associated = Hopfield(
+            num_heads=num_heads, key_dim=key_dim,
+            max_update_steps=max_update_steps, dropout=dropout,
+            name=f"association_{index}",
+        )(x, x)
+        x = keras.layers.Add(name=f"residual_{index}")([x, associated])
     x = HopfieldPooling(
         num_queries=num_queries, num_heads=num_heads, key_dim=key_dim,
         max_update_steps=max_update_steps, dropout=dropout, name="pooling",

@@ -6,6 +6,7 @@ one file:
 - `"truncate"`: send the full Content-Length, then half the bytes, then
   close the connection.
 - `"corrupt"`: send bytes of the right length with one byte flipped.
+- `"longer"`: send the file followed by as many extra bytes.
 - `("slow", seconds)`: send the file in 16 KiB pieces with a pause after
   each, so concurrent clients overlap.
 """
@@ -41,6 +42,8 @@ class _Handler(http.server.BaseHTTPRequestHandler):
             middle = len(data) // 2
             data = data[:middle] + bytes([data[middle] ^ 0xFF]) + \
                 data[middle + 1:]
+        if fault == "longer":
+            data = data + data
         self.send_response(200)
         self.send_header("Content-Type", "application/octet-stream")
         self.send_header("Content-Length", str(len(data)))

@@ -9,6 +9,7 @@ import hashlib
 import io
 import json
 import os
+import shlex
 import shutil
 import subprocess
 import sys
@@ -150,6 +151,14 @@ def test_wrong_bytes_detected_and_not_loaded(cache, server):
     with pytest.raises(hub.ChecksumError, match="sha256"):
         zoo.get_model("cnn", weights="digits", hub=server.url)
     assert server.requests[CNN_KERAS] == 1
+    assert _artifact_files(cache) == []
+
+
+def test_longer_response_rejected(cache, server):
+    server.faults[CNN_KERAS] = "longer"
+
+    with pytest.raises(hub.ChecksumError, match="longer than"):
+        hub.download("cnn", "digits", hub=server.url, kinds=("keras",))
     assert _artifact_files(cache) == []
 
 
@@ -327,23 +336,30 @@ def test_lambda_layer_artifact_rejected(cache, tmp_path):
 # --- publish, prefetch, serving and fine-tuning ------------------------------
 
 @pytest.mark.slow
-def test_publish_run_then_load(cache, tmp_path):
-    from training import trainer
+def test_rebuild_trains_and_publishes(cache, tmp_path):
+    import keras
 
-    spec = zoo.get_spec("mlp")
-    run = trainer.train("mlp", overrides=dict(spec.smoke), epochs=1,
-                        steps_per_epoch=2, run_dir=str(tmp_path / "run"))
+    recipes = tmp_path / "recipes.json"
+    arguments = ["mlp", "--epochs", "1", "--set", "hidden_units=[8]"]
+    recipes.write_text(json.dumps([
+        {"model": "mlp", "tag": "smoke", "train_args": arguments}]))
     root = tmp_path / "hub"
-    entry = hub.publish(run.run_dir, "smoke", hub=str(root))
-    hub.publish(run.run_dir, "smoke-2", hub=str(root), license="CC0-1.0")
+    runs = tmp_path / "runs"
 
+    [(name, tag, entry)] = hub.rebuild(hub=str(root), runs_root=str(runs),
+                                       recipes=str(recipes))
+    hub.publish(str(runs / "mlp-smoke"), "smoke-2", hub=str(root),
+                license="CC0-1.0")
+
+    assert (name, tag) == ("mlp", "smoke")
     index = hub.read_index(str(root))
     assert sorted(index["models"]["mlp"]) == ["smoke", "smoke-2"]
     assert index["models"]["mlp"]["smoke-2"]["license"] == "CC0-1.0"
+    assert "--set 'hidden_units=[8]'" in \
+        index["models"]["mlp"]["smoke-2"]["command"]
     assert entry["license"] == "Apache-2.0"
-    assert entry["command"].startswith("zoo train mlp --dataset digits-flat")
-    assert "--set 'hidden_units=[8]'" in entry["command"]
-    assert entry["keras_version"] == __import__("keras").__version__
+    assert entry["command"] == "zoo train " + shlex.join(arguments)
+    assert entry["keras_version"] == keras.__version__
     assert set(entry["metrics"]) >= {"test_accuracy", "test_loss"}
     for record in entry["files"].values():
         path = root / record["path"]
@@ -353,10 +369,37 @@ def test_publish_run_then_load(cache, tmp_path):
 
     model = zoo.get_model("mlp", weights="smoke", hub=str(root),
                           compile=False)
-    features = run.bundle.test.x[:16]
+    trained = keras.saving.load_model(str(runs / "mlp-smoke" / "best.keras"))
+    features = np.random.default_rng(0).random((16, 64), "float32")
     np.testing.assert_allclose(model.predict(features, verbose=0),
-                               run.model.predict(features, verbose=0),
+                               trained.predict(features, verbose=0),
                                atol=1e-6)
+
+
+def test_recipe_table_matches_index():
+    rows = hub.read_recipes()
+    index = hub.read_index(hub.PACKAGE_HUB)
+
+    assert {(row["model"], row["tag"]) for row in rows} == \
+        set(_repository_entries())
+    for row in rows:
+        entry = index["models"][row["model"]][row["tag"]]
+        assert entry["command"] == \
+            "zoo train " + shlex.join(row["train_args"])
+
+
+@pytest.mark.parametrize("row", [
+    {"model": "mlp", "tag": "x", "train_args": ["mlp", "--run-dir", "r"]},
+    {"model": "mlp", "tag": "x", "train_args": ["cnn"]},
+    {"model": "mlp", "tag": "Bad Tag", "train_args": ["mlp"]},
+    {"model": "mlp", "train_args": ["mlp"]},
+], ids=["reserved-option", "other-model", "bad-tag", "missing-tag"])
+def test_recipe_table_rejects_bad_row(row, tmp_path):
+    path = tmp_path / "recipes.json"
+    path.write_text(json.dumps([row]))
+
+    with pytest.raises(hub.HubError, match="row 0"):
+        hub.read_recipes(str(path))
 
 
 def test_publish_rejects_bad_tag(tmp_path):
@@ -397,6 +440,28 @@ def test_prefetch_folder_works_offline(cache, server, tmp_path, monkeypatch,
     assert not cache.exists()
 
 
+def test_file_url_hub_read_in_place(cache):
+    paths = hub.download("mlp", "digits", hub=f"file://{hub.PACKAGE_HUB}")
+
+    assert os.path.dirname(paths["keras"]) == os.path.join(
+        hub.PACKAGE_HUB, "mlp", "digits")
+    assert not cache.exists()
+
+
+def test_gfile_hub_downloads(cache):
+    import tensorflow as tf
+
+    root = "ram://zoo-hub-test"
+    for name in ("index.json", "mlp/digits/mlp-digits.keras"):
+        tf.io.gfile.makedirs(os.path.dirname(f"{root}/{name}"))
+        tf.io.gfile.copy(os.path.join(hub.PACKAGE_HUB, name),
+                         f"{root}/{name}", overwrite=True)
+
+    model = zoo.get_model("mlp", weights="digits", hub=root)
+    assert model.output_shape == (None, 10)
+    assert len(_artifact_files(cache)) == 1
+
+
 def test_cache_list_and_prune(cache, server, zoo_command):
     hub.download("mlp", "digits", hub=server.url)
     leftover = os.path.join(hub.Hub(server.url).cache_root, "mlp",
@@ -412,6 +477,12 @@ def test_cache_list_and_prune(cache, server, zoo_command):
     assert pruned.returncode == 0, pruned.stderr
     assert not os.path.exists(leftover)
     assert len(_artifact_files(cache)) == 2
+    unrelated = cache / "notes.txt"
+    unrelated.write_text("not part of any hub")
+    everything = zoo_command("cache", "prune", "--all",
+                             env={"ZOO_CACHE": str(cache)})
+    assert everything.returncode == 0, everything.stderr
+    assert _files_under(str(cache)) == ["notes.txt"]
 
 
 def test_head_override_keeps_backbone(cache):
@@ -446,8 +517,9 @@ def test_fresh_clone_loads_cnn_offline(tmp_path):
     if not os.path.isdir(os.path.join(REPO_ROOT, ".git")):
         pytest.skip("not a git checkout")
     clone = tmp_path / "clone"
-    subprocess.run(["git", "clone", "--quiet", "--no-hardlinks", REPO_ROOT,
-                    str(clone)], check=True, timeout=120)
+    subprocess.run(["git", "clone", "--quiet", "--depth", "1",
+                    f"file://{REPO_ROOT}", str(clone)], check=True,
+                   timeout=120)
     empty_cache = tmp_path / "cache"
     environment = {
         key: value for key, value in os.environ.items()

@@ -202,6 +202,16 @@ class Hub:
         return tf.io.gfile.GFile(location, "rb"), None
 
 
+def _transfer_errors(hub):
+    """Return the exception types of a failed read from `hub`."""
+    errors = (OSError, http.client.HTTPException)
+    if hub.kind == "gfile":
+        import tensorflow as tf
+
+        errors += (tf.errors.OpError,)
+    return errors
+
+
 def resolve_hub(hub=None):
     """Return the `Hub` of `hub`, else of `ZOO_HUB` or the package hub."""
     if isinstance(hub, Hub):
@@ -357,7 +367,7 @@ def read_index(hub=None):
         return _stored_index(hub, stored, "ZOO_OFFLINE is set")
     try:
         data = _fetch_index(hub)
-    except (OSError, http.client.HTTPException) as error:
+    except _transfer_errors(hub) as error:
         logger.warning("Hub %s is unreachable (%s); using the cached index.",
                        hub.location, error)
         return _stored_index(hub, stored, f"the hub is unreachable: {error}")
@@ -479,9 +489,15 @@ def _download_once(hub, record, target):
                 chunk = stream.read(CHUNK_SIZE)
                 if not chunk:
                     break
+                received += len(chunk)
+                if received > record["size"]:
+                    # Stop early: a server must not fill the disk.
+                    raise ChecksumError(
+                        f"{hub.url(record['path'])} is longer than the "
+                        f"{record['size']} bytes its index records; "
+                        "nothing was stored or loaded.")
                 handle.write(chunk)
                 digest.update(chunk)
-                received += len(chunk)
                 if progress is not None:
                     progress.update(received)
         if received != record["size"]:
@@ -560,7 +576,7 @@ def fetch_file(hub, record, label):
             try:
                 _download_once(hub, record, target)
                 return target
-            except (OSError, http.client.HTTPException) as error:
+            except _transfer_errors(hub) as error:
                 logger.warning("Download of %s from %s failed (attempt "
                                "%d of %d): %s", label, hub.location, attempt,
                                DOWNLOAD_ATTEMPTS, error)
@@ -803,7 +819,11 @@ def safe_extract(archive, target):
                                    "that is a link or special file")
                 if not _inside(os.path.join(temporary, name), temporary):
                     _reject_member(archive, member, "outside the target")
-            tar.extractall(temporary, members=members, filter="data")
+            # The "data" filter repeats these checks where Python has it
+            # (3.10.12+, 3.11.4+).
+            options = {"filter": "data"} if hasattr(
+                tarfile, "data_filter") else {}
+            tar.extractall(temporary, members=members, **options)
         os.rename(temporary, target)
     finally:
         if os.path.exists(temporary):
@@ -1054,6 +1074,20 @@ def publish(run_dir, tag, hub=None, *, command=None,
 
 # --- prefetch ---------------------------------------------------------------
 
+def _copy_verified(source, target, record):
+    os.makedirs(os.path.dirname(target), exist_ok=True)
+    temporary = os.path.join(
+        os.path.dirname(target),
+        f"{TEMPORARY_PREFIX}{uuid.uuid4().hex}-{os.path.basename(target)}")
+    try:
+        shutil.copyfile(source, temporary)
+        verify_file(temporary, record)
+        os.replace(temporary, target)
+    finally:
+        if os.path.exists(temporary):
+            os.remove(temporary)
+
+
 def parse_selection(text):
     """Split `"NAME"` or `"NAME:TAG"` into `(name, tag or None)`."""
     name, _, tag = str(text).partition(":")
@@ -1092,22 +1126,18 @@ def prefetch(selections, destination, hub=None):
         if not tags:
             raise HubError(f"Hub {hub.location} has no weights for model "
                            f"{name!r}.")
-        for each in tags:
-            hub, entry = get_entry(name, each, hub)
+        for chosen in tags:
+            entry = index["models"].get(name, {}).get(chosen)
+            if entry is None:
+                raise HubError(f"Weights {name}:{chosen} not found in hub "
+                               f"{hub.location}. Run `zoo hub list --hub "
+                               f"{hub.location}` to see its entries.")
             for kind, record in entry["files"].items():
-                source = fetch_file(hub, record, f"{name}:{each} {kind}")
+                source = fetch_file(hub, record, f"{name}:{chosen} {kind}")
                 target = os.path.join(root, *record["path"].split("/"))
-                os.makedirs(os.path.dirname(target), exist_ok=True)
-                temporary = f"{target}{TEMPORARY_PREFIX}{uuid.uuid4().hex}"
-                try:
-                    shutil.copyfile(source, temporary)
-                    verify_file(temporary, record)
-                    os.replace(temporary, target)
-                finally:
-                    if os.path.exists(temporary):
-                        os.remove(temporary)
-            updates.setdefault(name, {})[each] = entry
-            copied.append(f"{name}:{each}")
+                _copy_verified(source, target, record)
+            updates.setdefault(name, {})[chosen] = entry
+            copied.append(f"{name}:{chosen}")
     _update_index(root, updates)
     return copied
 
@@ -1175,36 +1205,38 @@ def verify_cache():
 def prune_cache(everything=False):
     """Remove unneeded files from the cache.
 
-    Removes leftover temporary files, lock files, cached artifacts that
-    fail their check, and files that the cached index no longer lists.
+    Removes leftover temporary files, free lock files, cached artifacts
+    that fail their check, and files that the cached index no longer
+    lists. Only folders with a hub record (`hub.json`) are touched, so a
+    `ZOO_CACHE` that points at a shared folder loses nothing else.
 
     Args:
-        everything: Remove the whole cache folder. Defaults to `False`.
+        everything: Remove every cached hub folder. Defaults to `False`.
 
     Returns:
         The list of removed paths.
     """
-    root = cache_dir()
+    hubs = _cached_hubs()
     if everything:
-        if os.path.isdir(root):
-            shutil.rmtree(root)
-            return [root]
-        return []
-    keep = {os.path.join(folder, name) for folder, _ in _cached_hubs()
+        for folder, _ in hubs:
+            shutil.rmtree(folder)
+        return [folder for folder, _ in hubs]
+    keep = {os.path.join(folder, name) for folder, _ in hubs
             for name in (INDEX_NAME, HUB_RECORD_NAME)}
     keep.update(row["path"] for row in verify_cache() if row["ok"])
     removed = []
-    for folder, _, files in os.walk(root, topdown=False):
-        for name in files:
-            path = os.path.join(folder, name)
-            if path in keep:
-                continue
-            if name.endswith(LOCK_SUFFIX) and not _lock_is_free(path):
-                continue
-            os.remove(path)
-            removed.append(path)
-        if folder != root and not os.listdir(folder):
-            os.rmdir(folder)
+    for hub_folder, _ in hubs:
+        for folder, _, files in os.walk(hub_folder, topdown=False):
+            for name in files:
+                path = os.path.join(folder, name)
+                if path in keep:
+                    continue
+                if name.endswith(LOCK_SUFFIX) and not _lock_is_free(path):
+                    continue
+                os.remove(path)
+                removed.append(path)
+            if folder != hub_folder and not os.listdir(folder):
+                os.rmdir(folder)
     return removed
 
 
@@ -1261,7 +1293,7 @@ def read_recipes(path=RECIPES_PATH):
     return rows
 
 
-def rebuild(hub=None, only=None, runs_root=None):
+def rebuild(hub=None, only=None, runs_root=None, recipes=RECIPES_PATH):
     """Train every row of the recipe table from scratch and publish it.
 
     Each row runs as `python -m zoo train ARGS --run-dir DIR --no-export`
@@ -1274,19 +1306,21 @@ def rebuild(hub=None, only=None, runs_root=None):
             every row.
         runs_root: Folder for the run folders. Defaults to a temporary
             folder removed at the end.
+        recipes: The recipe table file. Defaults to
+            `zoo/pretrained/recipes.json`.
 
     Returns:
         The list of published `(name, tag, entry)`.
     """
     root = _local_root(hub, "rebuild")
-    rows = read_recipes()
+    rows = read_recipes(recipes)
     if only:
-        wanted = [parse_selection(s) for s in only]
-        rows = [r for r in rows if any(
-            r["model"] == n and (t is None or r["tag"] == t)
-            for n, t in wanted)]
+        selected = [parse_selection(text) for text in only]
+        rows = [row for row in rows if any(
+            row["model"] == name and tag in (None, row["tag"])
+            for name, tag in selected)]
         if not rows:
-            raise ValueError(f"No row of {RECIPES_PATH} matches "
+            raise ValueError(f"No row of {recipes} matches "
                              f"`only`. Received: only={only!r}")
     repository = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     published = []

@@ -87,7 +87,7 @@ def _write_hub(root, name, tag, files):
 
 # --- download, verify, cache, load -------------------------------------------
 
-def test_repository_hub_lists_cnn_and_mlp():
+def test_repository_entries_complete():
     entries = _repository_entries()
     assert ("cnn", "digits") in entries
     assert ("mlp", "digits") in entries
@@ -99,7 +99,9 @@ def test_repository_hub_lists_cnn_and_mlp():
         assert entry["keras_version"]
         assert entry["tensorflow_version"]
         assert entry["split"] == "test"
-        assert tag in zoo.get_spec(name).pretrained
+        assert tag in zoo.get_spec(name).pretrained, (
+            f"{name}:{tag} is published but its registry record lacks "
+            f"pretrained=({tag!r},)")
 
 
 @pytest.mark.slow
@@ -408,12 +410,18 @@ def test_publish_rejects_bad_tag(tmp_path):
 
 
 @pytest.mark.slow
-def test_saved_model_archive_serves(cache, tmp_path):
+def test_saved_model_archive_serves(cache, tmp_path, zoo_command):
     import tensorflow as tf
 
-    folder = hub.extract_saved_model("cnn", "digits", str(tmp_path),
+    result = zoo_command("download", "cnn", "--weights", "digits",
+                         "--hub", hub.PACKAGE_HUB, "--serving-base",
+                         str(tmp_path))
+    assert result.returncode == 0, result.stderr
+    folder = str(tmp_path / "cnn" / "1")
+    assert f"saved_model: {folder}" in result.stdout
+    second = hub.extract_saved_model("cnn", "digits", str(tmp_path),
                                      hub=hub.PACKAGE_HUB)
-    assert folder == str(tmp_path / "cnn" / "1")
+    assert second == str(tmp_path / "cnn" / "2")
     serving = tf.saved_model.load(folder).signatures["serving_default"]
     model = zoo.get_model("cnn", weights="digits", compile=False)
     images = np.random.default_rng(0).random((4, 8, 8, 1), "float32")
@@ -483,6 +491,19 @@ def test_cache_list_and_prune(cache, server, zoo_command):
                              env={"ZOO_CACHE": str(cache)})
     assert everything.returncode == 0, everything.stderr
     assert _files_under(str(cache)) == ["notes.txt"]
+
+
+def test_hub_list_and_publish_errors(zoo_command, tmp_path):
+    listed = zoo_command("hub", "list", "--hub", hub.PACKAGE_HUB)
+    assert listed.returncode == 0, listed.stderr
+    assert "cnn:digits  digits/test  test_accuracy=" in listed.stdout
+    assert "zoo train cnn --dataset digits" in listed.stdout
+
+    missing = zoo_command("publish", str(tmp_path / "none"), "--tag", "x",
+                          "--hub", str(tmp_path / "hub"))
+    assert missing.returncode == 2
+    assert "not a finished run folder" in missing.stderr
+    assert not (tmp_path / "hub").exists()
 
 
 def test_head_override_keeps_backbone(cache):

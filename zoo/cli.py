@@ -588,13 +588,15 @@ def _run_hub(args):
 # --- experiment -------------------------------------------------------------
 
 def _add_experiment(subparsers):
+    from zoo import experiments
     from zoo.hopfield_experiments import EXPERIMENTS
 
     parser = subparsers.add_parser(
         "experiment", help="run an experiment and write its figure",
         description="Run a named experiment, write its figure to a PNG and "
         "print its measured numbers as JSON.")
-    parser.add_argument("experiment", choices=EXPERIMENTS,
+    parser.add_argument("experiment",
+                        choices=EXPERIMENTS + experiments.EXPERIMENTS,
                         help="experiment name")
     parser.add_argument("--out", required=True, metavar="PNG",
                         help="path of the PNG figure to write")
@@ -604,8 +606,11 @@ def _add_experiment(subparsers):
 
 def _run_experiment(args):
     _quiet_tensorflow()
+    from zoo import experiments
     from zoo.hopfield_experiments import run_experiment
 
+    if args.experiment in experiments.EXPERIMENTS:
+        run_experiment = experiments.run_experiment
     results = run_experiment(args.experiment, args.out, seed=args.seed)
     print(json.dumps(results))
     print(f"figure: {args.out}")

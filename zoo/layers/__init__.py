@@ -6,3 +6,5 @@ Importing this package imports Keras.
 from zoo.layers.hopfield import Hopfield  # noqa: F401
 from zoo.layers.hopfield import HopfieldLayer  # noqa: F401
 from zoo.layers.hopfield import HopfieldPooling  # noqa: F401
+from zoo.layers.rbm import RestrictedBoltzmannMachine  # noqa: F401
+from zoo.layers.som import SelfOrganizingMap  # noqa: F401

@@ -36,7 +36,7 @@ DEFAULT_BASE = "saved_models"
 TEMPORARY_PREFIX = ".tmp-"
 MODEL_CONFIG_FILE = "models.config"
 WARMUP_FILE = os.path.join("assets.extra", "tf_serving_warmup_requests")
-# Where the base folder is mounted inside the TF Serving container.
+# Mount point of the base folder inside the TF Serving container.
 SERVING_MOUNT = "/models"
 DEFAULT_VERSION_POLICY = "latest:1"
 # A temporary folder whose writer process is gone, or older than this,

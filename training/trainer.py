@@ -76,7 +76,11 @@ def check_input_shape(spec, model, bundle):
     if expected is None:
         return
     found = bundle.input_shape
-    if tuple(expected) != tuple(found):
+    # A `None` axis of the model (such as a variable sequence length)
+    # accepts any size.
+    fits = len(expected) == len(found) and all(
+        want is None or want == got for want, got in zip(expected, found))
+    if not fits:
         raise ValueError(
             f"Data set '{bundle.name}' has inputs of shape {found}, but model "
             f"'{spec.name}' expects {expected}. Pick a data set of that "

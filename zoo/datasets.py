@@ -220,6 +220,31 @@ def _load_diabetes(seed=DEFAULT_SPLIT_SEED):
     )
 
 
+@register_dataset("sunspots", "yearly sunspot numbers 1700-2008 as windows "
+                  "of 24 years, target the next year (statsmodels)")
+def _load_sunspots_windows(seed=DEFAULT_SPLIT_SEED):
+    from zoo import series
+
+    return series.load_windows("sunspots", seed=seed)
+
+
+@register_dataset("macrodata", "US quarterly macro series 1959-2009 as "
+                  "windows of 8 quarters, targets next-quarter GDP growth "
+                  "and inflation (statsmodels)")
+def _load_macrodata_windows(seed=DEFAULT_SPLIT_SEED):
+    from zoo import series
+
+    return series.load_windows("macrodata", seed=seed)
+
+
+@register_dataset("digits-sequence", "the digits as sequences of 8 rows of "
+                  "8 pixels in [0, 1], 10 classes (scikit-learn)")
+def _load_digits_sequence(seed=DEFAULT_SPLIT_SEED):
+    from zoo import series
+
+    return series.digits_sequences(seed=seed)
+
+
 def load_series(name):
     """Load an embedded time series in chronological order.
 

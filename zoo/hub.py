@@ -368,8 +368,9 @@ def read_index(hub=None):
     try:
         data = _fetch_index(hub)
     except _transfer_errors(hub) as error:
-        logger.warning("Hub %s is unreachable (%s); using the cached index.",
-                       hub.location, error)
+        if os.path.isfile(stored):
+            logger.warning("Hub %s is unreachable (%s); using the cached "
+                           "index.", hub.location, error)
         return _stored_index(hub, stored, f"the hub is unreachable: {error}")
     index = check_index(_read_json_bytes(data, source), source)
     write_json_atomic(os.path.join(hub.cache_root, HUB_RECORD_NAME),
@@ -402,8 +403,8 @@ def get_entry(name, tag, hub=None):
     try:
         index = read_index(hub)
     except OfflineError as error:
-        raise OfflineError(f"Cannot load weights {name}:{tag}: {error}") \
-            from error
+        raise OfflineError(f"Weights {name}:{tag} are unavailable: "
+                           f"{error}") from error
     tags = index["models"].get(name, {})
     if tag not in tags:
         available = ", ".join(f"{name}:{t}" for t in sorted(tags)) or \
@@ -519,7 +520,7 @@ def _download_once(hub, record, target):
 
 
 def fetch_file(hub, record, label):
-    """Return the local path of a hub file, verified against `record`.
+    """Fetch a hub file and return its local path, verified against `record`.
 
     A local hub's file is checked in place. A remote hub's file is taken
     from the cache when it passes the check, else downloaded again (up to
@@ -642,7 +643,7 @@ def _load_keras_file(path, label, compile):
 
 
 def load_pretrained(name, tag, hub=None, compile=True, **overrides):
-    """Return registered model `name` with pretrained weights `tag`.
+    """Load registered model `name` with pretrained weights `tag`.
 
     The `.keras` file is fetched and verified, loaded with Keras' safe
     mode, and checked against the model the registry builds from the
@@ -725,7 +726,7 @@ def _recipe(spec, entry):
 
 
 def measure(model, spec, dataset, settings=None):
-    """Return the test metrics of `model` on `dataset`'s recorded split.
+    """Measure the test metrics of `model` on `dataset`'s recorded split.
 
     The model is compiled by its training recipe and evaluated on the test
     split made with the default split seed, as `zoo train` does.
@@ -945,7 +946,8 @@ def train_command(config):
         if settings.get(key) is not None:
             arguments += [option, str(settings[key])]
     for key, value in sorted(config.get("hyperparameters", {}).items()):
-        if spec.defaults.get(key) != value:
+        # Compare as JSON, so a tuple default equals the list in config.
+        if json.dumps(spec.defaults.get(key)) != json.dumps(value):
             arguments += ["--set", f"{key}={json.dumps(value)}"]
     if config.get("augment"):
         arguments += ["--augment", config["augment"]]

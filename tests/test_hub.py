@@ -210,6 +210,12 @@ def test_concurrent_downloads_both_succeed(cache, server):
     assert server.requests[CNN_KERAS] == 1
 
 
+def test_missing_hub_index_reports_http_status(cache, tmp_path):
+    with HubServer(str(tmp_path)) as running:
+        with pytest.raises(hub.HubError, match="HTTP 404"):
+            hub.download("cnn", "digits", hub=running.url)
+
+
 # --- offline -----------------------------------------------------------------
 
 def test_offline_empty_cache_names_artifact_and_hub(cache, server,

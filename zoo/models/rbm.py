@@ -203,6 +203,7 @@ class RBMRecipe(Recipe):
               "patience": 10, "nudge": True, "probe_c": DEFAULT_PROBE_C},
     smoke={"num_hidden": 8},
     references=_REFERENCES,
+    pretrained=("digits",),
     recipe="zoo.models.rbm:RBMRecipe",
 )
 def rbm(num_visible, num_hidden, cd_steps, persistent, num_chains,

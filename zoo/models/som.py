@@ -178,6 +178,7 @@ def plot_map(model, x, y, path, image_shape=(8, 8)):
               "patience": 20},
     smoke={"rows": 3, "columns": 3},
     references=_REFERENCES,
+    pretrained=("digits",),
     recipe="zoo.models.som:SOMRecipe",
 )
 def som(rows, columns, input_dim, final_learning_rate, initial_radius,

@@ -1262,8 +1262,8 @@ def read_recipes(path=RECIPES_PATH):
     Returns:
         A list of rows `{"model", "tag", "train_args"}`.
     """
-    with open(path) as handle:
-        rows = json.load(handle)
+    with open(path, "rb") as handle:
+        rows = _read_json_bytes(handle.read(), path)
     if not isinstance(rows, list):
         raise HubError(f"{path} must contain a list of rows. "
                        f"Received: {type(rows).__name__}")

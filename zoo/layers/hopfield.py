@@ -95,9 +95,11 @@ class Hopfield(keras.layers.Layer):
     (keys) and `P` the projected patterns (values, `Y` when not given),
     then maps the concatenated heads with an output projection. With
     `beta = 1 / sqrt(key_dim)`, one update step, no normalization and the
-    same weights, the layer equals `keras.layers.MultiHeadAttention`; its
-    weights have the same names, shapes and order (`query`, `key`, `value`,
-    `attention_output`).
+    same weights, the layer equals `keras.layers.MultiHeadAttention`.
+    Without normalization and static patterns its weights have the same
+    names, shapes and order as that layer's (`query`, `key`, `value`,
+    `attention_output`), so `set_weights(attention.get_weights())` copies
+    them.
 
     With `max_update_steps > 1` the projected state pattern is first updated
     in the key space, `xi <- softmax(beta * xi K^T) K`, which lowers the

@@ -21,6 +21,10 @@ class Recipe:
         settings: Training settings (`epochs`, `batch_size`,
             `learning_rate`, `seed`, ...), already merged with the
             record's defaults.
+
+    Attributes:
+        run_dir: Folder of the run, set by the trainer before `fit`, so a
+            recipe can write files there; `None` outside a `zoo train` run.
     """
 
     monitor = "val_loss"
@@ -29,6 +33,7 @@ class Recipe:
     def __init__(self, spec, settings):
         self.spec = spec
         self.settings = dict(settings)
+        self.run_dir = None
 
     def compile(self, model):
         raise NotImplementedError
@@ -65,6 +70,15 @@ class Recipe:
     def serving_model(self, model):
         """Return the Keras model that serves requests (the whole model)."""
         return model
+
+    def input_model(self, model):
+        """Return the Keras model whose input the training data feeds.
+
+        The trainer checks the data's shape against this model's input. It
+        defaults to the serving model; a GAN returns its discriminator,
+        because it serves latent vectors but trains on images.
+        """
+        return self.serving_model(model)
 
     def sample_inputs(self, bundle, count=8):
         """Return real serving inputs for export checks, keyed by name."""

@@ -193,8 +193,7 @@ def train(
         model = hub.load_pretrained(name, weights, compile=False,
                                     **(overrides or {}))
     recipe = resolve_recipe(spec, settings)
-    check_input_shape(spec, recipe.serving_model(model)
-                      if hasattr(recipe, "serving_model") else model, bundle)
+    check_input_shape(spec, recipe.input_model(model), bundle)
     recipe.compile(model)
 
     if augment is not None and isinstance(augment, str):
@@ -217,6 +216,7 @@ def train(
         runs_root, name, config) or new_run_dir(name, runs_root)
     os.makedirs(run_dir, exist_ok=True)
     shared_callbacks.claim_run_dir(run_dir)
+    recipe.run_dir = run_dir
     write_json(os.path.join(run_dir, "config.json"), config)
     all_callbacks = shared_callbacks.default_callbacks(
         run_dir, monitor=recipe.monitor, mode=recipe.monitor_mode,

@@ -3,6 +3,7 @@
 Importing this package imports Keras.
 """
 
+from zoo.layers.gan import GAN  # noqa: F401
 from zoo.layers.hopfield import Hopfield  # noqa: F401
 from zoo.layers.hopfield import HopfieldLayer  # noqa: F401
 from zoo.layers.hopfield import HopfieldPooling  # noqa: F401

@@ -5,6 +5,7 @@ Keras only inside its builders, so this import stays free of TensorFlow.
 """
 
 from zoo.models import cnn  # noqa: F401
+from zoo.models import dcgan  # noqa: F401
 from zoo.models import dense  # noqa: F401
 from zoo.models import hopfield  # noqa: F401
 from zoo.models import lstm  # noqa: F401

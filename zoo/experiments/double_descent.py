@@ -329,8 +329,10 @@ def plot_sweeps(results, path):
         raise ValueError("`results` must contain at least one SweepResult.")
     train_size = results[0].train_size
     figure, (top, bottom) = plt.subplots(2, 1, figsize=(7, 7), sharex=True)
+    labels = {"fourier": "random Fourier features",
+              "relu": "dense ReLU network, random frozen hidden layer"}
     for result in results:
-        label = f"random {result.kind} features"
+        label = labels[result.kind]
         top.plot(result.sizes, np.asarray(result.test_zero_one) * 100, "o-",
                  markersize=3, label=label)
         bottom.plot(result.sizes, result.test_squared, "o-", markersize=3,

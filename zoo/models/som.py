@@ -123,13 +123,18 @@ def plot_map(model, x, y, path, image_shape=(8, 8)):
         )
     codebook = np.asarray(model.codebook).reshape(
         model.rows, model.columns, height, width)
+    # A one-pixel NaN border, drawn in colour, separates the tiles.
+    codebook = np.pad(codebook, ((0, 0), (0, 0), (0, 1), (0, 1)),
+                      constant_values=np.nan)
     # (rows, height, columns, width) -> one mosaic image.
     mosaic = codebook.transpose(0, 2, 1, 3).reshape(
-        model.rows * height, model.columns * width)
+        model.rows * (height + 1), model.columns * (width + 1))
     labels, hits = unit_labels(model, x, y)
 
     figure, (left, right) = plt.subplots(1, 2, figsize=(11, 5.2))
-    left.imshow(mosaic, cmap="gray_r", interpolation="nearest")
+    colormap = matplotlib.colormaps["gray_r"].with_extremes(
+        bad="lightsteelblue")
+    left.imshow(mosaic, cmap=colormap, interpolation="nearest")
     left.set_title(f"{model.rows}x{model.columns} codebook vectors")
     left.set_xticks([])
     left.set_yticks([])

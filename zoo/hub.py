@@ -682,9 +682,11 @@ def load_pretrained(name, tag, hub=None, compile=True, **overrides):
     label = f"{name}:{tag} from hub {hub.location}"
     recorded = spec.hyperparameters(entry.get("hyperparameters", {}))
     hyperparameters = spec.hyperparameters({**recorded, **overrides})
-    built = spec.build(**hyperparameters)
     path = fetch_file(hub, entry["files"]["keras"], f"{name}:{tag} keras")
+    # Loaded before the registry model is built, so a seed set by the
+    # caller reaches the loaded layers as it does in `publish`.
     loaded = _load_keras_file(path, label, compile)
+    built = spec.build(**hyperparameters)
 
     if len(loaded.weights) != len(built.weights):
         raise HubError(
@@ -731,6 +733,10 @@ def measure(model, spec, dataset, settings=None):
     The model is compiled by its training recipe and evaluated on the test
     split made with the default split seed, as `zoo train` does.
 
+    Note: this seeds Python, NumPy and Keras' global random generators
+    with 0 (`keras.utils.set_random_seed`), so metrics that sample, such
+    as an RBM's contrastive divergence loss, repeat from call to call.
+
     Args:
         model: The Keras model.
         spec: Its `ModelSpec`.
@@ -740,8 +746,11 @@ def measure(model, spec, dataset, settings=None):
     Returns:
         A dict of metric name to float.
     """
+    import keras
+
     from zoo import datasets
 
+    keras.utils.set_random_seed(0)
     recipe = _recipe(spec, {"settings": settings or {}})
     recipe.compile(model)
     bundle = datasets.load(dataset)
@@ -765,6 +774,11 @@ def measure_entry(name, tag, hub=None):
             f"{entry.get('split_seed')!r}; only the test split of seed 0, "
             "which `zoo train` uses, can be measured."
         )
+    import keras
+
+    # Seeded before loading because sampling layers draw their seeds when
+    # they are created; `publish` does the same.
+    keras.utils.set_random_seed(0)
     model = load_pretrained(name, tag, hub=hub, compile=False)
     measured = measure(model, get_spec(name), entry["dataset"],
                        entry.get("settings"))
@@ -1025,20 +1039,28 @@ def publish(run_dir, tag, hub=None, *, command=None,
             "with the current code."
         )
     settings = config.get("settings", {})
-    metrics = measure(model, spec, config["dataset"], settings)
     recipe = _recipe(spec, {"settings": settings})
+    # A fresh optimizer: the file keeps its compile settings, not the
+    # optimizer state of training.
+    recipe.compile(model)
 
     folder = os.path.join(root, name, tag)
     os.makedirs(folder, exist_ok=True)
     work = tempfile.mkdtemp(prefix=TEMPORARY_PREFIX, dir=folder)
     files = {}
     try:
-        # The model was compiled with a fresh optimizer by `measure`, so
-        # the file keeps its compile settings without optimizer state.
         staged = {"keras": os.path.join(work, f"{name}-{tag}.keras"),
                   "saved_model": os.path.join(
                       work, f"{name}-{tag}-saved_model.tar.gz")}
         model.save(staged["keras"])
+        # Measure the written file as users load it, not the object that
+        # wrote it. Layers that sample draw their seeds when they are
+        # created, so the seed is set before loading, as `measure_entry`
+        # does.
+        keras.utils.set_random_seed(0)
+        published = _load_keras_file(staged["keras"], f"{name}:{tag}",
+                                     compile=False)
+        metrics = measure(published, spec, config["dataset"], settings)
         exported = export.export_saved_model(
             recipe.serving_model(model), spec,
             base_dir=os.path.join(work, "export"), version=1)

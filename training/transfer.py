@@ -66,7 +66,8 @@ def embedding_model(model, layer="embedding", trainable=None):
     import keras
 
     output = _layer(model, layer).output
-    embed = keras.Model(model.inputs, output, name=f"{model.name}_{layer}")
+    inputs = model.inputs[0] if len(model.inputs) == 1 else model.inputs
+    embed = keras.Model(inputs, output, name=f"{model.name}_{layer}")
     if trainable is not None:
         embed.trainable = trainable
     return embed

@@ -617,11 +617,103 @@ def _run_experiment(args):
     return 0
 
 
+# --- augment and fewshot ----------------------------------------------------
+
+def _add_augment(subparsers):
+    parser = subparsers.add_parser(
+        "augment", help="write a grid of augmented samples of a data set",
+        description="Augment examples of a data set with an augmentation "
+        "spec and write a PNG: originals in the first row, one augmented "
+        "copy per further row (time series: one panel per example).")
+    parser.add_argument("dataset", metavar="NAME",
+                        help="data set name, such as digits or sunspots")
+    parser.add_argument("--augment", required=True, metavar="SPEC",
+                        help="augmentation spec, such as "
+                        "rotate:15,translate:0.1,noise:0.05")
+    parser.add_argument("--out", required=True, metavar="PNG",
+                        help="PNG file to write")
+    parser.add_argument("--count", type=int, default=8,
+                        help="examples to show (default: 8)")
+    parser.add_argument("--variants", type=int, default=3,
+                        help="augmented copies per example (default: 3)")
+    parser.add_argument("--seed", type=int, default=0,
+                        help="seed of the first copy (default: 0)")
+
+
+def _run_augment(args):
+    if args.count < 1 or args.variants < 1:
+        raise CommandError(
+            "--count and --variants must be positive integers. Received: "
+            f"--count {args.count} --variants {args.variants}"
+        )
+    _quiet_tensorflow()
+    from training import augment
+    from zoo import datasets
+
+    augment.parse_spec(args.augment)
+    bundle = datasets.load(args.dataset)
+    examples = bundle.train.x[:args.count]
+    augment.save_preview(examples, args.augment, args.out, seed=args.seed,
+                         variants=args.variants)
+    print(f"wrote {args.out}: {len(examples)} examples of {args.dataset} "
+          f"and {args.variants} augmented copies each ({args.augment})")
+    return 0
+
+
+def _add_fewshot(subparsers):
+    parser = subparsers.add_parser(
+        "fewshot", help="few-shot accuracy on digits unseen in training",
+        description="Train the CNN on digits 0-4 only, freeze it at its "
+        "`embedding` layer and classify digits 5-9 in N-way K-shot "
+        "prototypical episodes. Prints the mean accuracy with its 95% "
+        "interval, and the raw-pixel baseline.")
+    parser.add_argument("--pretext", choices=("d4", "none"), default="d4",
+                        help="training labels: digit and D_4 element (d4) "
+                        "or digit only (none) (default: d4)")
+    parser.add_argument("--epochs", type=int, default=10,
+                        help="maximum training epochs (default: 10)")
+    parser.add_argument("--ways", type=int, default=5,
+                        help="classes per episode (default: 5)")
+    parser.add_argument("--shots", type=int, default=5,
+                        help="support examples per class (default: 5)")
+    parser.add_argument("--queries", type=int, default=15,
+                        help="query examples per class (default: 15)")
+    parser.add_argument("--episodes", type=int, default=200,
+                        help="number of episodes (default: 200)")
+    parser.add_argument("--seed", type=int, default=0,
+                        help="seed of weights and episodes (default: 0)")
+    parser.add_argument("--json", action="store_true",
+                        help="print the results as JSON")
+
+
+def _run_fewshot(args):
+    _quiet_tensorflow()
+    from training import transfer
+
+    results = transfer.fewshot_digits(
+        pretext=args.pretext, epochs=args.epochs, n_way=args.ways,
+        k_shot=args.shots, n_query=args.queries, episodes=args.episodes,
+        seed=args.seed)
+    if args.json:
+        print(json.dumps(results, indent=2))
+        return 0
+    setting = (f"{args.ways}-way {args.shots}-shot, {args.episodes} "
+               f"episodes, digits {results['novel_classes']} unseen")
+    print(f"few-shot digits ({setting})")
+    for key, label in (("embedding", f"CNN embedding (pretext "
+                                     f"{args.pretext})"),
+                       ("pixels", "raw pixels")):
+        outcome = results[key]
+        print(f"  {label}: mean accuracy {outcome['mean_accuracy']:.3f} "
+              f"± {outcome['ci95']:.3f} (chance {1 / args.ways:.2f})")
+    return 0
+
+
 # --- entry point ------------------------------------------------------------
 
 COMMANDS = ["list", "info", "train", "export", "predict", "publish",
             "download", "cache", "prefetch", "hub", "export-matrix",
-            "experiment"]
+            "experiment", "augment", "fewshot"]
 
 
 def build_parser():

@@ -449,3 +449,80 @@ def build_pipeline(spec, seed=0):
         An `AugmentPipeline`, to pass to `tf.data.Dataset.map` on batches.
     """
     return AugmentPipeline(spec, seed=seed)
+
+
+def preview(x, spec, seed=0, variants=3):
+    """Return `x` and `variants` augmented copies, `(variants + 1, *x.shape)`.
+
+    Copy `i` uses seed `seed + i`. Labels are not needed, so zeros stand in
+    for them.
+    """
+    import numpy as np
+
+    x = np.asarray(x, dtype="float32")
+    labels = np.zeros(len(x), dtype="int32")
+    copies = [x]
+    for index in range(variants):
+        pipeline = build_pipeline(spec, seed=seed + index)
+        copies.append(np.asarray(pipeline(x, labels)[0]))
+    return np.stack(copies)
+
+
+def save_preview(x, spec, path, seed=0, variants=3):
+    """Write a PNG showing examples and their augmented copies.
+
+    Images `(count, height, width, channels)` go in a grid whose first row
+    holds the originals and each further row one augmented copy. Time
+    series and sets `(count, steps, channels)` get one panel per example
+    with the original (black) and the copies over the step axis, first
+    channel only.
+
+    Args:
+        x: Examples to augment.
+        spec: Augmentation spec.
+        path: PNG file to write (through a temporary file and a rename).
+        seed: Seed of the first copy. Defaults to 0.
+        variants: Augmented copies per example. Defaults to 3.
+
+    Returns:
+        `path`.
+    """
+    import os
+
+    from training.callbacks import save_image_grid
+
+    copies = preview(x, spec, seed=seed, variants=variants)
+    count = copies.shape[1]
+    if copies.ndim == 5:
+        flat = copies.reshape((-1,) + copies.shape[2:])
+        # The originals' range, so noise shows as noise, not as a dimmer
+        # picture.
+        low, high = float(copies[0].min()), float(copies[0].max())
+        return save_image_grid(flat, path, columns=count,
+                               value_range=(low, max(high, low + 1e-6)))
+    if copies.ndim != 4:
+        raise ValueError(
+            "A preview needs images (count, height, width, channels) or "
+            "series (count, steps, channels). Received: shape="
+            f"{tuple(copies.shape[1:])}"
+        )
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    figure, axes = plt.subplots(1, count, squeeze=False,
+                                figsize=(2.4 * count, 2.0))
+    for column, axis in enumerate(axes[0]):
+        for index in range(variants, -1, -1):
+            style = {"color": "black", "linewidth": 1.5} if index == 0 \
+                else {"linewidth": 0.8, "alpha": 0.8}
+            axis.plot(copies[index, column, :, 0], **style)
+        axis.set_xticks([])
+    figure.suptitle(spec, fontsize=8)
+    figure.tight_layout()
+    temporary = f"{path}.tmp.png"
+    figure.savefig(temporary, dpi=80)
+    plt.close(figure)
+    os.replace(temporary, path)
+    return path

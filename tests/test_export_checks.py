@@ -198,6 +198,33 @@ def test_version_policy_rejects_bad_text(policy):
         export.parse_version_policy(policy)
 
 
+def test_subclassed_model_uses_registry_shapes(tmp_path):
+    import keras
+
+    @keras.saving.register_keras_serializable(package="zoo_tests")
+    class Halves(keras.Model):
+        def __init__(self, **kwargs):
+            super().__init__(**kwargs)
+            self.dense = keras.layers.Dense(1)
+
+        def call(self, inputs):
+            return self.dense(inputs * 0.5)
+
+    spec = zoo.get_spec("mlp-regressor")
+    model = Halves()
+    features = np.random.default_rng(0).random((4, 10), dtype="float32")
+    model(features)
+    exported = export.export_saved_model(model, spec, str(tmp_path))
+    item = export_checks.ExportUnderTest(spec, exported.path, model,
+                                         {"features": features})
+
+    assert exported.signature_inputs == {"features": ((None, 10),
+                                                      "float32")}
+    assert export_checks.check_signature(exported.path, spec,
+                                         model).status == "pass"
+    assert export_checks.check_xla(item).status == "pass"
+
+
 # --- negative cases ---------------------------------------------------------
 
 def test_py_function_model_fails_audit_and_xla(tmp_path):

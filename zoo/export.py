@@ -103,6 +103,21 @@ def existing_versions(model_base):
     return sorted(versions)
 
 
+def symbolic_tensors(model, attribute):
+    """Return a model's symbolic `"inputs"` or `"outputs"` as a list.
+
+    Returns `None` for a subclassed model never called on `keras.Input`s,
+    which has no symbolic tensors (Keras raises AttributeError).
+    """
+    try:
+        tensors = getattr(model, attribute)
+    except AttributeError:
+        return None
+    if tensors is None:
+        return None
+    return list(tensors) if isinstance(tensors, (list, tuple)) else [tensors]
+
+
 def serving_signature(model, inputs, outputs):
     """Return `(input_specs, output_names)` for a Keras model.
 
@@ -111,7 +126,12 @@ def serving_signature(model, inputs, outputs):
     """
     import tensorflow as tf
 
-    model_inputs = list(model.inputs)
+    model_inputs = symbolic_tensors(model, "inputs")
+    if model_inputs is None:
+        # A subclassed model has no symbolic inputs: the record's shapes
+        # define the signature.
+        return [tf.TensorSpec(record.shape, record.dtype, name=name)
+                for name, record in inputs.items()], list(outputs)
     if len(model_inputs) != len(inputs):
         raise ValueError(
             f"Model '{model.name}' has {len(model_inputs)} inputs but the "
@@ -121,8 +141,7 @@ def serving_signature(model, inputs, outputs):
     for tensor, (name, record) in zip(model_inputs, inputs.items()):
         shape = (None,) + tuple(tensor.shape[1:])
         specs.append(tf.TensorSpec(shape, record.dtype, name=name))
-    model_outputs = model.outputs if isinstance(model.outputs, list) else [
-        model.outputs]
+    model_outputs = symbolic_tensors(model, "outputs") or []
     if len(model_outputs) != len(outputs):
         raise ValueError(
             f"Model '{model.name}' has {len(model_outputs)} outputs but the "
@@ -144,6 +163,11 @@ def make_serving_function(model, input_specs, output_names):
                        training=False)
         if not isinstance(result, (list, tuple)):
             result = [result]
+        if len(result) != len(output_names):
+            raise ValueError(
+                f"Model '{model.name}' returns {len(result)} outputs but "
+                f"the serving record names {len(output_names)}: "
+                f"{output_names}.")
         named = {}
         for name, value in zip(output_names, result):
             if value.dtype.is_floating and value.dtype != tf.float32:
@@ -173,9 +197,9 @@ def classifier_output(spec, model):
     """
     if spec.task not in CLASSIFIER_TASKS or len(spec.outputs) != 1:
         return None
-    outputs = model.outputs if isinstance(model.outputs, list) else [
-        model.outputs]
-    shape = tuple(outputs[0].shape)
+    outputs = symbolic_tensors(model, "outputs")
+    shape = tuple(outputs[0].shape) if outputs else \
+        next(iter(spec.outputs.values())).shape
     if len(shape) != 2 or shape[1] is None or shape[1] < 2:
         return None
     return next(iter(spec.outputs))
@@ -294,7 +318,8 @@ def task_endpoints(model, spec, input_specs, output_names):
     if probability_name is not None and single is not None:
         feature_name = single.name
         feature_shape = tuple(int(d) for d in single.shape[1:])
-        num_classes = int(model.outputs[0].shape[1])
+        num_classes = int((symbolic_tensors(model, "outputs") or [
+            spec.outputs[probability_name]])[0].shape[1])
         labels = tf.constant([str(i) for i in range(num_classes)])
         serve = make_serving_function(model, input_specs, output_names)
 

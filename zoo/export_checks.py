@@ -348,9 +348,11 @@ def _compare_tensors(kind, found, records, shapes=None):
     return problems
 
 
-def _model_shapes(model, names, tensors):
-    tensors = tensors if isinstance(tensors, (list, tuple)) else [tensors]
-    if len(tensors) != len(names):
+def _model_shapes(model, names, attribute):
+    from zoo.export import symbolic_tensors
+
+    tensors = symbolic_tensors(model, attribute)
+    if tensors is None or len(tensors) != len(names):
         return {}
     return {name: (None,) + tuple(t.shape[1:])
             for name, t in zip(names, tensors)}
@@ -380,9 +382,8 @@ def check_signature(export_dir, spec, model=None):
     signature = signatures["serving_default"]
     input_shapes = output_shapes = None
     if model is not None:
-        input_shapes = _model_shapes(model, list(spec.inputs), model.inputs)
-        output_shapes = _model_shapes(model, list(spec.outputs),
-                                      model.outputs)
+        input_shapes = _model_shapes(model, list(spec.inputs), "inputs")
+        output_shapes = _model_shapes(model, list(spec.outputs), "outputs")
     problems = _compare_tensors("input", dict(signature.inputs),
                                 spec.inputs, input_shapes)
     problems += _compare_tensors("output", dict(signature.outputs),

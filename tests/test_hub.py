@@ -384,6 +384,15 @@ def test_rebuild_trains_and_publishes(cache, tmp_path):
                                atol=1e-6)
 
 
+def _train_options(arguments):
+    """Parse `zoo train` arguments into options, `--set` as a dict."""
+    from zoo import cli
+
+    options = vars(cli.build_parser().parse_args(["train", *arguments]))
+    options["set"] = cli._overrides(options["set"])
+    return options
+
+
 def test_recipe_table_matches_index():
     rows = hub.read_recipes()
     index = hub.read_index(hub.PACKAGE_HUB)
@@ -391,9 +400,13 @@ def test_recipe_table_matches_index():
     assert {(row["model"], row["tag"]) for row in rows} == \
         set(_repository_entries())
     for row in rows:
-        entry = index["models"][row["model"]][row["tag"]]
-        assert entry["command"] == \
-            "zoo train " + shlex.join(row["train_args"])
+        command = index["models"][row["model"]][row["tag"]]["command"]
+        words = shlex.split(command)
+        assert words[:2] == ["zoo", "train"]
+        assert _train_options(words[2:]) == \
+            _train_options(row["train_args"]), (
+                f"{row['model']}:{row['tag']}: the index command differs "
+                "from the recipe row")
 
 
 @pytest.mark.parametrize("row", [

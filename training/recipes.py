@@ -86,6 +86,10 @@ class Recipe:
         return {name: bundle.test.x[:count]}
 
 
+REGRESSION_TASKS = ("regression", "time-series-forecasting",
+                    "set-regression")
+
+
 class SupervisedRecipe(Recipe):
     """Adam and the task's loss: cross-entropy or mean squared error."""
 
@@ -93,8 +97,7 @@ class SupervisedRecipe(Recipe):
         import keras
 
         optimizer = keras.optimizers.Adam(self.settings["learning_rate"])
-        if self.spec.task == "regression" or \
-                self.spec.task == "time-series-forecasting":
+        if self.spec.task in REGRESSION_TASKS:
             model.compile(optimizer=optimizer, loss="mse", metrics=["mae"])
         else:
             model.compile(

@@ -306,6 +306,9 @@ def load(name, seed=DEFAULT_SPLIT_SEED, data_dir=None, download=False,
     Returns:
         A `DataBundle`.
     """
+    if name not in _LOADERS:
+        # Model families register their own data sets when imported.
+        import zoo.models  # noqa: F401
     if name in _LOADERS:
         return _LOADERS[name](seed=seed, **options)
     return _load_tfds(name, seed=seed, data_dir=data_dir, download=download)

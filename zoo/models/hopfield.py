@@ -110,7 +110,7 @@ def exact_fraction(retrieved, patterns):
         "num_patterns": DIGITS_TRAIN_SIZE,
         "pattern_dim": 64,
         "beta": 4.0,
-        "max_update_steps": 3,
+        "max_update_steps": 1,
         "update_tolerance": 1e-4,
     },
     training={"epochs": 1},
@@ -136,6 +136,15 @@ def hopfield_memory(num_patterns, pattern_dim, beta, max_update_steps,
             rather than mixtures.
         max_update_steps: Updates per query.
         update_tolerance: Updates stop once a query changes by less.
+
+    Note:
+        Three updates retrieve more of the half-occluded digits exactly
+        than one (73% against 64% at `beta=4`). But a query whose visible
+        half matches several digits settles near an unstable mixture of
+        them, where float32 rounding grows with every update: XLA and the
+        TensorFlow kernels then differ by up to 1e-3 after three updates
+        and by about 1e-6 after one. The default is one update so that the
+        export gives the same outputs on every backend.
     """
     import keras
 

@@ -181,7 +181,10 @@ class Hopfield(keras.layers.Layer):
     Note:
         The number of update steps is decided per call from the slowest
         state pattern, and gradients flow through every step. Static
-        patterns need a size divisible by `num_heads`.
+        patterns need a size divisible by `num_heads`. With a large
+        `beta`, a state between several equally close stored patterns is
+        an unstable fixed point, so each further update amplifies float32
+        rounding and different backends (XLA, TF kernels) drift apart.
 
     References:
         Ramsauer et al. (2020). Hopfield Networks is All You Need.

@@ -610,9 +610,20 @@ def check_xla(item):
             XLA, FAIL,
             "signature 'serving_default' does not compile with XLA: "
             + " ".join(message[:4])[:1500])
-    return compare_outputs(
+    result = compare_outputs(
         XLA, "the XLA-compiled 'serving_default'",
         {k: v.numpy() for k, v in outputs.items()}, expected, TOLERANCE)
+    random_ops = sorted(
+        op for op in ops_by_signature(item.export_dir)["serving_default"]
+        if op.startswith("StatelessRandom"))
+    if result.status == FAIL and random_ops:
+        result = CheckResult(
+            XLA, FAIL,
+            f"{result.detail}. The signature draws random numbers "
+            f"({', '.join(random_ops)}): unless the draws name "
+            "alg='philox', XLA picks another generator and other numbers "
+            "(tf.random.stateless_normal(..., alg='philox')).")
+    return result
 
 
 # --- mixed precision ---------------------------------------------------------

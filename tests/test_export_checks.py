@@ -225,6 +225,44 @@ def test_subclassed_model_uses_registry_shapes(tmp_path):
     assert export_checks.check_xla(item).status == "pass"
 
 
+def test_mixed_float16_model_exports_float32(tmp_path):
+    import keras
+
+    spec = zoo.get_spec("mlp-regressor")
+    previous = keras.config.dtype_policy()
+    keras.config.set_dtype_policy("mixed_float16")
+    try:
+        model = spec.build(**spec.smoke)
+    finally:
+        keras.config.set_dtype_policy(previous)
+    exported = export.export_saved_model(model, spec, str(tmp_path))
+    features = np.random.default_rng(0).random((4, 10), dtype="float32")
+    item = export_checks.ExportUnderTest(spec, exported.path, model,
+                                         {"features": features})
+    result = export_checks.check_mixed_precision(item)
+
+    assert model.layers[-1].compute_dtype == "float16"
+    assert exported.signature_inputs["features"][1] == "float32"
+    assert result.status == export_checks.PASS, result.detail
+    assert "trained mixed" in result.detail
+
+
+@pytest.mark.parametrize("op, reason", [
+    ("PyFunc", "Python callback"),
+    ("EagerPyFunc", "Python callback"),
+    ("CudnnRNNV3", "cuDNN-only"),
+    ("ZooCustomGather", "not a standard TensorFlow op"),
+])
+def test_op_problem_names_reason(op, reason):
+    assert reason in export_checks.op_problem(op)
+
+
+@pytest.mark.parametrize("op", ["MatMul", "DecodePng", "ParseExampleV2",
+                                "StatefulPartitionedCall"])
+def test_op_problem_accepts_standard_ops(op):
+    assert export_checks.op_problem(op) is None
+
+
 # --- negative cases ---------------------------------------------------------
 
 def test_py_function_model_fails_audit_and_xla(tmp_path):

@@ -22,6 +22,7 @@ import zoo
 from tests.conftest import REPO_ROOT
 from tests.hub_server import HubServer
 from zoo import hub
+from zoo.hub import _download as hub_download
 
 METRIC_TOLERANCE = 0.005
 CNN_KERAS = "cnn/digits/cnn-digits.keras"
@@ -40,8 +41,8 @@ def cache(tmp_path, monkeypatch):
     monkeypatch.setenv("ZOO_CACHE", str(folder))
     monkeypatch.delenv("ZOO_HUB", raising=False)
     monkeypatch.delenv("ZOO_OFFLINE", raising=False)
-    monkeypatch.setattr(hub, "RETRY_DELAY_SECONDS", 0.0)
-    monkeypatch.setattr(hub, "DOWNLOAD_ATTEMPTS", 2)
+    monkeypatch.setattr(hub_download, "RETRY_DELAY_SECONDS", 0.0)
+    monkeypatch.setattr(hub_download, "DOWNLOAD_ATTEMPTS", 2)
     return folder
 
 

@@ -634,7 +634,12 @@ def export_saved_model(model, spec, base_dir=DEFAULT_BASE, version=None,
         if os.path.exists(temporary):
             shutil.rmtree(temporary, ignore_errors=True)
     logger.info("Exported %s version %d to %s", name, version, target)
-    update_model_config(base_dir, name, version_policy)
+    try:
+        update_model_config(base_dir, name, version_policy)
+    except ValueError as error:
+        # The version is in place and servable; only the config is stale.
+        logger.warning("Exported %s, but %s was not updated: %s", target,
+                       MODEL_CONFIG_FILE, error)
     return ExportResult(
         path=target,
         version=version,

@@ -1,8 +1,9 @@
 """The serving contract: export checks, extra signatures, warm-up requests,
 models.config, negative cases and a killed export.
 
-The fresh-process checks cost a TensorFlow start-up each, so one trained
-CNN export is checked once and its results are shared by several tests.
+The fresh-process checks cost a TensorFlow start-up each, so one export of
+the CNN with its published digits weights is checked once and its results
+are shared by several tests.
 """
 
 import json

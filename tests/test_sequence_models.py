@@ -178,23 +178,35 @@ def test_padding_matches_unpadded_in_keras(name, bundles):
                                    atol=1e-5)
 
 
-def test_padding_matches_unpadded_in_saved_model(bundles, tmp_path,
-                                                 fresh_python):
+# Models whose files are loaded in a fresh process; together they use
+# every layer of zoo.layers that the family adds.
+FRESH_PROCESS_MODELS = (
+    ("lstm-forecaster", {"units": [4, 3]}),
+    ("transformer-forecaster", {}),  # learned positions, pre-norm, last step
+    ("transformer-classifier", {"positional": "sinusoidal"}),  # post-norm
+)
+
+
+def test_fresh_process_files_match_keras(bundles, tmp_path, fresh_python):
     from training.sequence import SequenceClassifierRecipe
     from zoo import export
 
     digits = datasets.load("digits-sequence")
     cases = []
-    for name in SEQUENCE_MODELS:
-        model = _smoke_model(name, bundles)
+    for name, overrides in FRESH_PROCESS_MODELS:
         spec = zoo.get_spec(name)
-        recipe = SequenceClassifierRecipe(spec, {})
-        bundle = bundles["sunspots"] if "forecaster" in name else digits
+        model = zoo.get_model(name, **{**spec.smoke, **overrides})
+        bundle = digits
+        if "forecaster" in name:
+            bundle = bundles["sunspots"]
+            set_standardization(model, bundle.info["series"])
         inputs = padded_sample(bundle.test.x, 6)
+        recipe = SequenceClassifierRecipe(spec, {})
         exported = export.export_saved_model(
             recipe.serving_model(model), spec, base_dir=str(tmp_path))
         folder = tmp_path / f"{name}-data"
         folder.mkdir()
+        model.save(folder / "model.keras")
         np.save(folder / "sequence.npy", inputs["sequence"])
         np.save(folder / "padding_mask.npy", inputs["padding_mask"])
         np.save(folder / "full.npy", bundle.test.x[:6])
@@ -202,17 +214,25 @@ def test_padding_matches_unpadded_in_saved_model(bundles, tmp_path,
                                                                verbose=0)))
         cases.append((exported.path, str(folder), next(iter(spec.outputs))))
 
+    # In the fresh process: the .keras file (safe mode) and the SavedModel
+    # reproduce the Keras outputs on a padded batch, and each padded row
+    # equals the unpadded sequence sent alone.
     code = f"""
-import numpy as np, tensorflow as tf
+import keras, numpy as np, tensorflow as tf
+import zoo.layers
 for path, folder, output in {cases!r}:
-    serve = tf.saved_model.load(path).signatures["serving_default"]
     sequence = np.load(folder + "/sequence.npy")
     mask = np.load(folder + "/padding_mask.npy")
     full = np.load(folder + "/full.npy")
+    expected = np.load(folder + "/keras.npy")
+    model = keras.saving.load_model(folder + "/model.keras", safe_mode=True)
+    np.testing.assert_allclose(
+        model.predict({{"sequence": sequence, "padding_mask": mask}},
+                      verbose=0), expected, rtol=1e-5, atol=1e-5)
+    serve = tf.saved_model.load(path).signatures["serving_default"]
     padded = serve(sequence=tf.constant(sequence),
                    padding_mask=tf.constant(mask))[output].numpy()
-    np.testing.assert_allclose(padded, np.load(folder + "/keras.npy"),
-                               rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(padded, expected, rtol=1e-5, atol=1e-5)
     for row, length in enumerate(mask.sum(axis=1)):
         alone = serve(sequence=tf.constant(full[row:row + 1, :length]),
                       padding_mask=tf.ones((1, length), tf.int32))[output]
@@ -223,7 +243,7 @@ for path, folder, output in {cases!r}:
     result = fresh_python(code)
 
     assert result.returncode == 0, result.stderr[-3000:]
-    assert result.stdout.count("EQUAL_OUTPUTS") == len(SEQUENCE_MODELS)
+    assert result.stdout.count("EQUAL_OUTPUTS") == len(FRESH_PROCESS_MODELS)
 
 
 def _saved_model_ops(path):

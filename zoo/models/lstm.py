@@ -127,6 +127,7 @@ def lstm_stack(x, units, dropout, use_cudnn):
               "patience": 40},
     smoke={"units": [4]},
     references=_REFERENCES,
+    pretrained=("sunspots", "macrodata"),
     recipe=_FORECAST_RECIPE,
 )
 def lstm_forecaster(num_features, num_targets, units, dropout, use_cudnn):
@@ -173,6 +174,7 @@ def lstm_forecaster(num_features, num_targets, units, dropout, use_cudnn):
               "patience": 25},
     smoke={"units": [4]},
     references=_REFERENCES,
+    pretrained=("digits",),
     recipe=_CLASSIFIER_RECIPE,
 )
 def lstm_classifier(num_features, num_classes, units, dropout, use_cudnn):

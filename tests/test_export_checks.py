@@ -292,6 +292,33 @@ def test_py_function_model_fails_audit_and_xla(tmp_path):
     assert "EagerPyFunc" in xla.detail
 
 
+def test_cudnn_rnn_graph_fails_audit(tmp_path):
+    import tensorflow as tf
+
+    class CudnnOnly(tf.Module):
+        @tf.function(input_signature=[tf.TensorSpec(
+            (5, None, 4), tf.float32, name="sequence")])
+        def serve(self, sequence):
+            # The graph is only built and saved: a CPU cannot run it.
+            state = tf.zeros((1, tf.shape(sequence)[1], 3))
+            outputs = tf.raw_ops.CudnnRNNV3(
+                input=sequence, input_h=state, input_c=state,
+                params=tf.zeros((100,)),
+                sequence_lengths=tf.fill([tf.shape(sequence)[1]], 5),
+                rnn_mode="lstm", is_training=False)
+            return {"outputs": outputs[0]}
+
+    module = CudnnOnly()
+    path = str(tmp_path / "1")
+    tf.saved_model.save(module, path,
+                        signatures={"serving_default": module.serve})
+    audit = export_checks.audit_ops(path)
+
+    assert audit.status == export_checks.FAIL
+    assert "op CudnnRNNV3 in signature 'serving_default' is a cuDNN-only" \
+        in audit.detail
+
+
 def test_failed_check_leaves_no_version(tmp_path):
     import tensorflow as tf
 

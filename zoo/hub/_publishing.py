@@ -340,10 +340,13 @@ def read_recipes(path=RECIPES_PATH):
                            f"{reserved}; the rebuild sets them. Received: "
                            f"{arguments!r}")
         if not _TAG_PATTERN.match(str(row["tag"])):
-            raise HubError(f"{where}: invalid tag. Received: {row['tag']!r}")
+            raise HubError(f"{where}: tag must be lowercase letters, "
+                           "digits, '.', '_' or '-'. Received: "
+                           f"{row['tag']!r}")
         key = (row["model"], row["tag"])
         if key in seen:
-            raise HubError(f"{where} repeats {key[0]}:{key[1]}.")
+            raise HubError(f"{where} repeats {key[0]}:{key[1]}; each "
+                           "model and tag may appear once. Remove one row.")
         seen.add(key)
     return rows
 

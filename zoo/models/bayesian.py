@@ -129,6 +129,7 @@ def _build(kind, input_dim, num_classes, hidden_units, dropout, num_samples,
     training={"epochs": 60, "batch_size": 32, "learning_rate": 1e-3},
     smoke=_SMOKE,
     recipe="zoo.models.bayesian:BayesianRecipe",
+    pretrained=("digits",),
     references=(
         "Gal, Ghahramani (2016). Dropout as a Bayesian approximation: "
         "representing model uncertainty in deep learning. "

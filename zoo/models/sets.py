@@ -135,6 +135,7 @@ def _head(x, head_units, output_dim):
     training=_TRAINING,
     smoke={"phi_units": [8], "head_units": [8]},
     recipe="zoo.models.sets:SetRecipe",
+    pretrained=("digit-sets-sum",),
     references=(
         "Zaheer, Kottur, Ravanbakhsh, Poczos, Salakhutdinov, Smola (2017). "
         "Deep sets. https://arxiv.org/abs/1703.06114",

@@ -456,6 +456,9 @@ def fresh_process_checks(items, timeout=FRESH_PROCESS_TIMEOUT):
         environment = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2",
                        "CUDA_VISIBLE_DEVICES": os.environ.get(
                            "CUDA_VISIBLE_DEVICES", "")}
+        # A chief exporting after multi-worker training must not make the
+        # checking process a member of its cluster.
+        environment.pop("TF_CONFIG", None)
         code = ("import sys; from zoo.export_checks import _session_main; "
                 "_session_main(sys.argv[1])")
         try:

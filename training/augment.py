@@ -63,14 +63,15 @@ def _unit_uniform(seed, shape):
 
     Integer stateless draws agree between XLA and plain TensorFlow, but
     float draws do not (TensorFlow 2.21 on CPU), so floats are made here
-    from 24 random bits.
+    from the top 24 bits of full-range 32-bit draws.
     """
     import tensorflow as tf
 
-    bits = tf.random.stateless_uniform(shape, seed, minval=0,
-                                       maxval=2 ** 24, dtype=tf.int32,
+    bits = tf.random.stateless_uniform(shape, seed, minval=None,
+                                       maxval=None, dtype=tf.uint32,
                                        alg=ALGORITHM)
-    return (tf.cast(bits, tf.float32) + 0.5) * (1.0 / 2 ** 24)
+    top = tf.cast(tf.bitwise.right_shift(bits, 8), tf.float32)
+    return (top + 0.5) * (1.0 / 2 ** 24)
 
 
 def _uniform(seed, shape, low=0.0, high=1.0):
@@ -107,71 +108,84 @@ def _require_rank(name, x, rank, layout):
 def _warp(images, inverse_matrices):
     """Resample images at affinely mapped coordinates, bilinear, zero fill.
 
-    `inverse_matrices` is `(batch, 2, 3)` mapping an output pixel's
-    centered `(row, col, 1)` to the input position it reads. Gathers make
-    it XLA-compatible, unlike `ImageProjectiveTransformV3`.
+    `inverse_matrices` is `(batch, 3, 3)` mapping an output pixel's
+    centered `(row, col, 1)` to the input position it reads. One gather
+    reads the four neighbours of every pixel, which keeps the op count low
+    and compiles under XLA, unlike `ImageProjectiveTransformV3`.
     """
+    import numpy as np
     import tensorflow as tf
 
     height, width = images.shape[1], images.shape[2]
-    rows, cols = tf.meshgrid(tf.range(height, dtype=tf.float32),
-                             tf.range(width, dtype=tf.float32),
+    rows, cols = np.meshgrid(np.arange(height), np.arange(width),
                              indexing="ij")
-    center_row, center_col = (height - 1) / 2.0, (width - 1) / 2.0
-    # [H * W, 3] homogeneous centered coordinates of the output pixels.
-    points = tf.stack([tf.reshape(rows - center_row, [-1]),
-                       tf.reshape(cols - center_col, [-1]),
-                       tf.ones([height * width])], axis=1)
-    # [B, 2, 3] x [3, H * W] -> [B, 2, H * W] input coordinates.
-    source = tf.einsum("bij,nj->bin", inverse_matrices, points)
-    source_row = source[:, 0] + center_row
-    source_col = source[:, 1] + center_col
-    row0, col0 = tf.floor(source_row), tf.floor(source_col)
-    row_frac, col_frac = source_row - row0, source_col - col0
-
-    def sample(r, c):
-        # [B, H * W] integer positions -> [B, H * W, C] pixels, 0 outside.
-        inside = (r >= 0) & (r <= height - 1) & (c >= 0) & (c <= width - 1)
-        r_index = tf.cast(tf.clip_by_value(r, 0, height - 1), tf.int32)
-        c_index = tf.cast(tf.clip_by_value(c, 0, width - 1), tf.int32)
-        flat = tf.reshape(images, [tf.shape(images)[0], height * width, -1])
-        values = tf.gather(flat, r_index * width + c_index, batch_dims=1)
-        return values * tf.cast(inside, images.dtype)[..., None]
-
-    top = (sample(row0, col0) * (1 - col_frac)[..., None]
-           + sample(row0, col0 + 1) * col_frac[..., None])
-    bottom = (sample(row0 + 1, col0) * (1 - col_frac)[..., None]
-              + sample(row0 + 1, col0 + 1) * col_frac[..., None])
-    warped = top * (1 - row_frac)[..., None] + bottom * row_frac[..., None]
+    center = np.array([(height - 1) / 2.0, (width - 1) / 2.0], "float32")
+    # [3, H * W] homogeneous centered coordinates of the output pixels.
+    points = np.stack([rows.ravel() - center[0], cols.ravel() - center[1],
+                       np.ones(height * width)]).astype("float32")
+    # [B, 3, 3] x [3, H * W] -> [B, 2, H * W] input coordinates.
+    source = tf.linalg.matmul(inverse_matrices[:, :2], points) + \
+        center[:, None]
+    corner = tf.floor(source)
+    fraction = source - corner
+    # [B, 2, H * W] -> [B, 2, 4, H * W] for the corners (0,0), (0,1),
+    # (1,0), (1,1).
+    offsets = np.array([[0, 0, 1, 1], [0, 1, 0, 1]], "float32")
+    neighbours = corner[:, :, None, :] + offsets[None, :, :, None]
+    inside = tf.reduce_all(
+        (neighbours >= 0) & (neighbours <= np.array(
+            [height - 1, width - 1], "float32")[None, :, None, None]),
+        axis=1)
+    index = tf.cast(neighbours[:, 0] * width + neighbours[:, 1], tf.int32)
+    index = tf.where(inside, index, 0)
+    row_weight = tf.stack([1 - fraction[:, 0], fraction[:, 0]], axis=1)
+    col_weight = tf.stack([1 - fraction[:, 1], fraction[:, 1]], axis=1)
+    # [B, 2, 1, HW] * [B, 1, 2, HW] -> [B, 4, HW], zero outside the image.
+    weights = tf.reshape(row_weight[:, :, None] * col_weight[:, None],
+                         [-1, 4, height * width])
+    weights *= tf.cast(inside, weights.dtype)
+    # [B, H, W, C] -> [B, H * W, C] -> [B, 4, H * W, C]
+    flat = tf.reshape(images, [tf.shape(images)[0], height * width, -1])
+    values = tf.gather(flat, index, batch_dims=1)
+    warped = tf.reduce_sum(values * weights[..., None], axis=1)
     # [B, H * W, C] -> [B, H, W, C]
     return tf.reshape(warped, tf.shape(images))
 
 
-def _rotate(x, seed, degrees):
+def _rotation(x, seed, degrees):
+    """Return inverse maps `(batch, 3, 3)` of random rotations."""
     import tensorflow as tf
 
     _require_rank("rotate", x, 4, "image")
     angle = _uniform(seed, [_batch_size(x)], -degrees, degrees) * (
         math.pi / 180.0)
     cos, sin = tf.cos(angle), tf.sin(angle)
-    zeros = tf.zeros_like(angle)
-    # Inverse rotation: the output pixel reads from the input rotated back.
-    matrices = tf.stack([tf.stack([cos, -sin, zeros], axis=1),
-                         tf.stack([sin, cos, zeros], axis=1)], axis=1)
-    return _warp(x, matrices)
+    zeros, ones = tf.zeros_like(angle), tf.ones_like(angle)
+    # The output pixel reads from the input rotated back.
+    return tf.stack([tf.stack([cos, -sin, zeros], axis=1),
+                     tf.stack([sin, cos, zeros], axis=1),
+                     tf.stack([zeros, zeros, ones], axis=1)], axis=1)
 
 
-def _translate(x, seed, fraction):
+def _translation(x, seed, fraction):
+    """Return inverse maps `(batch, 3, 3)` of random shifts."""
     import tensorflow as tf
 
     _require_rank("translate", x, 4, "image")
     limits = tf.constant([x.shape[1] * fraction, x.shape[2] * fraction])
     shifts = _uniform(seed, [_batch_size(x), 2], -1.0, 1.0) * limits
-    ones, zeros = tf.ones_like(shifts[:, 0]), tf.zeros_like(shifts[:, 0])
-    matrices = tf.stack([tf.stack([ones, zeros, -shifts[:, 0]], axis=1),
-                         tf.stack([zeros, ones, -shifts[:, 1]], axis=1)],
-                        axis=1)
-    return _warp(x, matrices)
+    zeros, ones = tf.zeros_like(shifts[:, 0]), tf.ones_like(shifts[:, 0])
+    return tf.stack([tf.stack([ones, zeros, -shifts[:, 0]], axis=1),
+                     tf.stack([zeros, ones, -shifts[:, 1]], axis=1),
+                     tf.stack([zeros, zeros, ones], axis=1)], axis=1)
+
+
+def _rotate(x, seed, degrees):
+    return _warp(x, _rotation(x, seed, degrees))
+
+
+def _translate(x, seed, fraction):
+    return _warp(x, _translation(x, seed, fraction))
 
 
 def _flip(x, seed, direction):
@@ -345,6 +359,9 @@ STEPS = {
     "permute": (_permute, _no_value),
 }
 
+# Steps that are affine maps of the pixel grid, fused by `apply`.
+AFFINE_STEPS = {"rotate": _rotation, "translate": _translation}
+
 EXAMPLES = {
     "rotate": "15", "translate": "0.1", "noise": "0.05", "flip": "h",
     "dihedral": "", "cutout": "3", "jitter": "0.03", "scale": "0.1",
@@ -415,18 +432,36 @@ class AugmentPipeline:
             words, tf.constant([self.seed, 0x5EED], tf.int32))
 
     def apply(self, x, y, seed):
-        """Apply the steps to batch `(x, y)` with stateless seed `seed`."""
+        """Apply the steps to batch `(x, y)` with stateless seed `seed`.
+
+        Step `i` draws with the seed `seed + (0, i)`: Philox streams of
+        different keys are independent. Consecutive `rotate` and
+        `translate` steps are composed into one affine map and resampled
+        once, which is faster and blurs less than two resamplings.
+        """
         import tensorflow as tf
 
         x = tf.convert_to_tensor(x)
-        seeds = tf.random.experimental.stateless_split(
-            tf.cast(seed, tf.int64), num=len(self.steps), alg=ALGORITHM)
+        seed = tf.cast(seed, tf.int32)
+        pending = None
         for index, (name, value) in enumerate(self.steps):
+            step_seed = seed + tf.constant([0, index], tf.int32)
+            if name in AFFINE_STEPS:
+                inverse_map = AFFINE_STEPS[name](x, step_seed, value)
+                # Inverse maps compose in reverse order: the earlier
+                # step's inverse is applied last.
+                pending = inverse_map if pending is None else \
+                    tf.linalg.matmul(pending, inverse_map)
+                continue
+            if pending is not None:
+                x, pending = _warp(x, pending), None
             function = STEPS[name][0]
             if value is None:
-                x = function(x, seeds[index])
+                x = function(x, step_seed)
             else:
-                x = function(x, seeds[index], value)
+                x = function(x, step_seed, value)
+        if pending is not None:
+            x = _warp(x, pending)
         return x, y
 
     def __call__(self, x, y):

@@ -1,7 +1,7 @@
 """DCGAN family: architecture, GAN training step, saving, monitoring,
 sample metrics, TF Serving export and the published digits generator.
 
-Training here is one or two steps on tiny networks; the sample-quality
+Training here is one or two steps on tiny networks. The sample-quality
 claims are checked on the generator published in the repository's hub,
 which `zoo hub rebuild --only dcgan:digits` trains with the default
 recipe.
@@ -98,7 +98,7 @@ def test_discriminator_follows_dcgan_guidelines():
     assert [layer.strides for layer in convolutions] == [(2, 2), (2, 2)]
     assert not [layer for layer in discriminator.layers
                 if "Pooling" in type(layer).__name__]
-    # No batch normalization on the block that sees the images.
+    # No batch normalization on the block that reads the images.
     first_block = discriminator.layers[1:3]
     assert isinstance(first_block[0], keras.layers.Conv2D)
     assert isinstance(first_block[1], keras.layers.LeakyReLU)
@@ -340,7 +340,8 @@ def test_run_writes_sample_grid_and_strips(smoke_run):
 
     for path in paths:
         image = matplotlib.image.imread(path)
-        assert image.shape[0] > 50 and image.shape[1] > 50, path
+        assert image.shape[0] > 50, path
+        assert image.shape[1] > 50, path
     linear = matplotlib.image.imread(paths[1])
     spherical = matplotlib.image.imread(paths[2])
     assert linear.shape == spherical.shape
@@ -432,7 +433,8 @@ def test_exported_generator_matches_keras(smoke_run, tmp_path):
                                atol=1e-5)
     np.testing.assert_allclose(np.array(response["predictions"]), expected,
                                atol=1e-5)
-    assert 0.0 <= expected.min() and expected.max() <= 1.0
+    assert expected.min() >= 0.0
+    assert expected.max() <= 1.0
 
 
 # --- the published generator ----------------------------------------------

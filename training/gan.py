@@ -75,10 +75,10 @@ def slerp(start, end, steps):
     The direction moves at constant angular speed along the arc between
     the two unit directions (Shoemake's slerp); the norm moves linearly
     from `|start|` to `|end|`. For endpoints of equal norm this is the
-    spherical interpolation White (2016) recommends for Gaussian latent
-    spaces; unlike the straight segment, it does not pass through the
-    low-norm region near the origin, where a Gaussian prior has almost no
-    samples. Antipodal endpoints have no unique arc, so one is chosen
+    spherical interpolation that White (2016) recommends for Gaussian
+    latent spaces. Unlike the straight segment, it does not pass through
+    the low-norm region near the origin, where a Gaussian prior has almost
+    no samples. Antipodal endpoints have no unique arc, so one is chosen
     through the direction of the smallest component of `start`.
 
     Args:
@@ -184,7 +184,7 @@ def write_interpolations(gan, folder, pairs=INTERPOLATION_PAIRS,
 class FrechetMonitor(keras.callbacks.Callback):
     """Add the Fréchet distance of generated samples to the epoch logs.
 
-    Each epoch the generator maps a fixed latent batch to images, and the
+    Each epoch the generator maps a fixed latent batch to images. The
     distance of their classifier features to the reference images'
     features is logged as `name`, so early stopping and the best-model
     checkpoint can select the epoch with the most realistic samples. Put
@@ -278,7 +278,7 @@ class GanRecipe(Recipe):
         """Return `(train, validation, test)` with images in [-1, 1].
 
         Training batches are full (the last partial batch is dropped), so
-        every step sees `batch_size` real and `batch_size` generated
+        every step trains on `batch_size` real and `batch_size` generated
         images.
         """
         import tensorflow as tf
@@ -346,7 +346,7 @@ class GanRecipe(Recipe):
         """Return an `ImageGrid` of 64 samples from one fixed latent batch.
 
         Following the same latent vectors from grid to grid shows how the
-        generator changes; a grid is written every `sample_every` epochs
+        generator changes. A grid is written every `sample_every` epochs
         (default 25) and at the last epoch, as `folder/epoch-NNNN.png`.
         """
         rng = np.random.default_rng(self.settings["seed"])

@@ -9,9 +9,9 @@ its `probabilities` output. The numbers are comparable between runs that
 use the same classifier, not with published FID or IS values.
 
 The classifier is the hub's pretrained `cnn` on `digits` when the data is
-the digits and the hub has it; otherwise a `cnn` is trained on the data
-set's training split in the process (about 40 epochs) and cached for the
-rest of the process.
+the digits and the hub has it. Otherwise a `cnn` is trained on the data
+set's training split (at most 40 epochs) and cached for the rest of the
+process.
 
 References:
     Heusel et al. (2017). GANs trained by a two time-scale update rule

@@ -121,9 +121,9 @@ def _optimal_value_integrand(p_data, p_g):
         p, q = float(p_data(x)), float(p_g(x))
         if p + q == 0.0:
             return 0.0
-        # log D* and log(1 - D*) as log p - log(p + q) and log q -
-        # log(p + q): 1 - p / (p + q) rounds to 0 in the far tails, where
-        # q is tiny but its log is not -inf.
+        # log D* = log p - log(p + q) and log(1 - D*) = log q - log(p + q).
+        # Computing 1 - p / (p + q) instead rounds to 0 in the far tails,
+        # where q is tiny but its log is finite.
         return float(special.xlogy(p, p) + special.xlogy(q, q)
                      - special.xlogy(p + q, p + q))
 

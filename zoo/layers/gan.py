@@ -1,6 +1,6 @@
 """Generative adversarial network: two networks and their own train step.
 
-`GAN` holds a generator and a discriminator and trains them against each
+`GAN` contains a generator and a discriminator and trains them against each
 other with separate optimizers, as in Goodfellow et al. (2014). The
 discriminator returns logits. Its loss is the binary cross-entropy of
 Goodfellow et al.'s value function. The generator minimizes
@@ -83,9 +83,9 @@ class GAN(keras.Model):
     """A generator and a discriminator trained against each other.
 
     Calling the model runs the generator on latent vectors. `fit` takes
-    batches of real samples, as `x` or `(x, y)` with `y` ignored, and each
+    batches of real samples, as `x` or `(x, y)` with `y` ignored. Each
     step updates the discriminator once and then the generator once, each
-    on a fresh latent batch drawn from N(0, I); `evaluate` draws its
+    on a fresh latent batch drawn from N(0, I). `evaluate` draws its
     latents with a fixed seed, so it is repeatable. `fit` and `evaluate`
     report `d_loss`, `g_loss`, and the mean discriminator outputs
     `d_real` = D(x) and `d_fake` = D(G(z)).

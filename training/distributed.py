@@ -186,12 +186,47 @@ def is_chief(tf_config=None):
     return task is None or task.is_chief
 
 
+def local_tf_configs(num_workers, host="127.0.0.1"):
+    """Make one `TF_CONFIG` text per worker of a cluster on this machine.
+
+    Each worker gets a port that is free now. Another process may still
+    take it before the worker starts, in which case the worker fails to
+    bind and the cluster must be started again.
+
+    Args:
+        num_workers: Number of worker processes.
+        host: Address the workers listen on. Defaults to `"127.0.0.1"`.
+
+    Returns:
+        A list of JSON texts, the one of index `i` for worker `i`.
+    """
+    import socket
+
+    if not isinstance(num_workers, int) or num_workers < 1:
+        raise ValueError(
+            "`num_workers` must be a positive integer. "
+            f"Received: num_workers={num_workers!r}"
+        )
+    sockets = [socket.socket() for _ in range(num_workers)]
+    try:
+        for sock in sockets:
+            sock.bind((host, 0))
+        ports = [sock.getsockname()[1] for sock in sockets]
+    finally:
+        for sock in sockets:
+            sock.close()
+    cluster = {"worker": [f"{host}:{port}" for port in ports]}
+    return [json.dumps({"cluster": cluster,
+                        "task": {"type": "worker", "index": index}})
+            for index in range(num_workers)]
+
+
 def tpu_hint(environ=None):
     """Return the TPU address that the environment names, else `None`.
 
     A Cloud TPU is named by `TPU_NAME` (set by Cloud TPU and by GKE), and
     a TPU VM has its chips at `/dev/accel*`, reached as `"local"`. Only
-    these hints are read: `TPUClusterResolver()` without a name asks the
+    these hints are read: `TPUClusterResolver()` without a name queries the
     GCE metadata server, which does not exist off Google Cloud.
 
     Args:
@@ -215,7 +250,7 @@ def resolve_strategy_name(name, environ=None, gpu_count=None):
     Args:
         name: One of `STRATEGIES`.
         environ: Environment mapping. Defaults to `os.environ`.
-        gpu_count: Number of GPUs. Defaults to the number TensorFlow sees.
+        gpu_count: Number of GPUs. Defaults to the GPUs TensorFlow lists.
 
     Returns:
         A name of `STRATEGIES` other than `"auto"`.
@@ -268,13 +303,29 @@ def make_strategy(name="auto", devices=None, tpu=None,
     resolved = resolve_strategy_name(name)
     if resolved == "default":
         return tf.distribute.get_strategy(), resolved
+    key = (resolved, tuple(devices or ()), tpu, collective_timeout)
+    if key not in _STRATEGY_CACHE:
+        _STRATEGY_CACHE[key] = _new_strategy(resolved, devices, tpu,
+                                             collective_timeout)
+    return _STRATEGY_CACHE[key], resolved
+
+
+# Strategies are made once per process and reused: two MirroredStrategy
+# objects over the same devices issue colliding collective keys, a
+# multi-worker strategy can be created only once, and a TPU system is
+# initialized once.
+_STRATEGY_CACHE = {}
+
+
+def _new_strategy(resolved, devices, tpu, collective_timeout):
+    import tensorflow as tf
+
     if resolved == "mirrored":
         if devices is None:
             gpus = tf.config.list_logical_devices("GPU")
             devices = [d.name for d in
                        (gpus or tf.config.list_logical_devices("CPU"))]
-        return tf.distribute.MirroredStrategy(devices=list(devices)), \
-            resolved
+        return tf.distribute.MirroredStrategy(devices=list(devices))
     if resolved == "multi-worker":
         if parse_tf_config() is None:
             raise ValueError(
@@ -287,7 +338,7 @@ def make_strategy(name="auto", devices=None, tpu=None,
         options = tf.distribute.experimental.CommunicationOptions(
             timeout_seconds=collective_timeout)
         return tf.distribute.MultiWorkerMirroredStrategy(
-            communication_options=options), resolved
+            communication_options=options)
     address = tpu or tpu_hint() or "local"
     try:
         resolver = tf.distribute.cluster_resolver.TPUClusterResolver(
@@ -299,7 +350,7 @@ def make_strategy(name="auto", devices=None, tpu=None,
             f"No TPU found at {address!r}: {error}. Run on a TPU VM, or "
             "set TPU_NAME (or `tpu=`) to the TPU's name or grpc:// address."
         ) from error
-    return tf.distribute.TPUStrategy(resolver), resolved
+    return tf.distribute.TPUStrategy(resolver)
 
 
 def num_workers_of(strategy):
@@ -519,6 +570,30 @@ def build_training_state(model, sample_batch):
         model.reset_metrics()
 
 
+def copy_optimizer_state(source, target):
+    """Copy the optimizer variables of `source` into those of `target`.
+
+    `target` is an undistributed copy of `source`, compiled the same way,
+    so its optimizers have the same variables once built. Its unbuilt
+    `optimizer` is built on its trainable variables first.
+    """
+    targets = model_optimizers(target)
+    for attribute, original in model_optimizers(source).items():
+        copy = targets.get(attribute)
+        if copy is None:
+            continue
+        if not copy.built and attribute == "optimizer":
+            copy.build(target.trainable_variables)
+        if len(copy.variables) != len(original.variables):
+            logger.warning("Optimizer `%s` has %d variables in the copy and "
+                           "%d in training; its state is not copied.",
+                           attribute, len(copy.variables),
+                           len(original.variables))
+            continue
+        for variable, value in zip(copy.variables, original.variables):
+            variable.assign(value.numpy())
+
+
 def make_train_function(strategy, model):
     """Return a `tf.function` running one distributed `model.train_step`."""
     import tensorflow as tf
@@ -661,19 +736,6 @@ def _check_options(options):
         )
 
 
-def _plain_model(spec, hyperparameters, weights, overrides, recipe):
-    """Build and compile the model outside any strategy scope."""
-    if weights is None:
-        model = spec.build(**hyperparameters)
-    else:
-        from zoo import hub
-
-        model = hub.load_pretrained(spec.name, weights, compile=False,
-                                    **(overrides or {}))
-    recipe.compile(model)
-    return model
-
-
 def _monitor_callbacks(recipe, model):
     # Recipes whose monitored value comes from a callback (the GAN's
     # Fréchet distance) expose it through `monitor_callbacks(model)`.
@@ -739,12 +801,12 @@ def _check_run_dir(run_dir, config):
         return
     with open(path) as handle:
         found = _resumable_config(json.load(handle))
-    wanted = _resumable_config(config)
-    if found != wanted:
+    expected = _resumable_config(config)
+    if found != expected:
         differences = {
-            key: (found.get(key), wanted.get(key))
-            for key in sorted(set(found) | set(wanted))
-            if found.get(key) != wanted.get(key)}
+            key: (found.get(key), expected.get(key))
+            for key in sorted(set(found) | set(expected))
+            if found.get(key) != expected.get(key)}
         raise ValueError(
             f"Run folder {run_dir!r} holds a run with another "
             "configuration, so it cannot be resumed with this one. Pass a "
@@ -793,9 +855,7 @@ def train(name, *, strategy="auto", precision="float32", devices=None,
     ```
 
     Note:
-        The shuffling order of a resumed epoch restarts from that of the
-        first epoch, so a resumed run is not bit-identical to an
-        uninterrupted one. Every replica draws the same random numbers
+        Every replica draws the same random numbers
         (dropout masks, a GAN's latent vectors), because the seed state is
         a mirrored variable.
     """
@@ -821,222 +881,315 @@ def train(name, *, strategy="auto", precision="float32", devices=None,
 
 def _train(name, strategy_name, precision, devices, tpu,
            collective_timeout, options):
-    import numpy as np
     import tensorflow as tf
 
-    from training import trainer
-    from training.recipes import resolve_recipe
-    from zoo import datasets
-    from zoo.registry import get_spec
+    run = _DistributedRun(name, strategy_name, precision, devices, tpu,
+                          collective_timeout, options)
+    lost = (tf.errors.UnavailableError, tf.errors.DeadlineExceededError,
+            tf.errors.CancelledError, tf.errors.AbortedError)
+    try:
+        run.restore()
+        run.fit()
+    except lost as error:
+        if run.num_workers == 1:
+            raise
+        raise WorkerLostError(
+            f"Training stopped in epoch {run.epoch + 1} because a "
+            "collective operation failed: another worker stopped or "
+            f"stopped responding ({_error_summary(error)}). The last "
+            f"checkpoint ({_checkpoint_epochs(run.checkpoint)} epoch(s) "
+            f"done) is in {run.checkpoint.folder!r}: start every worker "
+            "again with the same command to resume from it."
+        ) from error
+    return run.finish()
 
-    spec = get_spec(name)
-    overrides = options.get("overrides")
-    hyperparameters = spec.hyperparameters(overrides)
-    strategy, resolved = make_strategy(strategy_name, devices=devices,
-                                       tpu=tpu,
-                                       collective_timeout=collective_timeout)
-    chief = is_chief() if resolved == "multi-worker" else True
-    num_workers = num_workers_of(strategy)
-    settings = trainer._settings(
-        spec, **{key: options.get(key) for key in (
-            "epochs", "batch_size", "learning_rate", "steps_per_epoch",
-            "patience")}, seed=options.get("seed") or 0)
-    bundle = datasets.load(options.get("dataset") or spec.dataset,
-                           data_dir=options.get("data_dir"),
-                           download=bool(options.get("download")))
-    plan = plan_batches(int(settings["batch_size"]),
-                        strategy.num_replicas_in_sync, len(bundle.train),
-                        settings.get("steps_per_epoch"))
-    settings["batch_size"] = plan.global_batch_size
 
-    run_dir = options.get("run_dir")
-    if run_dir is None and resolved == "multi-worker":
-        raise ValueError(
-            "Multi-worker training needs `--run-dir` on storage that every "
-            "worker shares, so that the workers agree on the run folder and "
-            "a rerun resumes from its checkpoint."
-        )
-    run_dir = run_dir or trainer.new_run_dir(
-        name, options.get("runs_root") or "runs")
-    augment = options.get("augment")
-    config = {
-        "model": name,
-        "dataset": bundle.name,
-        "hyperparameters": hyperparameters,
-        "settings": settings,
-        "weights": options.get("weights"),
-        "augment": augment if isinstance(augment, str) else None,
-        "strategy": resolved,
-        "precision": precision,
-        "num_replicas": plan.num_replicas,
-        "num_workers": num_workers,
-        "command": " ".join(sys.argv),
-    }
-    if chief:
-        os.makedirs(run_dir, exist_ok=True)
-    _check_run_dir(run_dir, config)
+class _DistributedRun:
+    """The state of one distributed training run, from set-up to finish."""
 
-    trainer.set_seed(int(settings["seed"]))
-    recipe = resolve_recipe(spec, settings)
-    recipe.run_dir = run_dir if chief else None
-    if isinstance(augment, str):
-        from training import augment as augment_module
+    def __init__(self, name, strategy_name, precision, devices, tpu,
+                 collective_timeout, options):
+        from training import trainer
+        from training.recipes import resolve_recipe
+        from zoo import datasets
+        from zoo.registry import get_spec
 
-        augment = augment_module.build_pipeline(augment,
-                                                seed=settings["seed"])
-    train_data, validation_data, test_data = recipe.datasets(bundle, augment)
-    train_data = training_dataset(train_data, plan)
+        self.spec = get_spec(name)
+        self.options = options
+        self.precision = precision
+        self.hyperparameters = self.spec.hyperparameters(
+            options.get("overrides"))
+        self.strategy, self.strategy_name = make_strategy(
+            strategy_name, devices=devices, tpu=tpu,
+            collective_timeout=collective_timeout)
+        multi_worker = self.strategy_name == "multi-worker"
+        self.chief = is_chief() if multi_worker else True
+        self.num_workers = num_workers_of(self.strategy)
+        self.settings = trainer._settings(
+            self.spec, **{key: options.get(key) for key in (
+                "epochs", "batch_size", "learning_rate", "steps_per_epoch",
+                "patience")}, seed=options.get("seed") or 0)
+        self.bundle = datasets.load(
+            options.get("dataset") or self.spec.dataset,
+            data_dir=options.get("data_dir"),
+            download=bool(options.get("download")))
+        self.plan = plan_batches(
+            int(self.settings["batch_size"]),
+            self.strategy.num_replicas_in_sync, len(self.bundle.train),
+            self.settings.get("steps_per_epoch"))
+        self.settings["batch_size"] = self.plan.global_batch_size
 
-    with strategy.scope():
-        model = _plain_model(spec, hyperparameters, options.get("weights"),
-                             overrides, recipe)
-        check_loss_scaling(model, precision)
-        build_training_state(model, next(iter(train_data)))
-    evaluation_model = _plain_model(spec, hyperparameters,
-                                    options.get("weights"), overrides, recipe)
-    input_model = getattr(recipe, "input_model", recipe.serving_model)
-    trainer.check_input_shape(spec, input_model(evaluation_model), bundle)
-    monitors = _monitor_callbacks(recipe, evaluation_model)
-    for callback in monitors:
-        callback.set_model(evaluation_model)
-    if chief:
-        trainer.write_json(os.path.join(run_dir, "config.json"), config)
-
-    checkpoint = Checkpoint(os.path.join(run_dir, CHECKPOINT_FOLDER),
-                            chief=chief)
-    state = checkpoint.load()
-    start_epoch, history = 0, {}
-    best_value, best_epoch, best_weights, wait = None, 0, None, 0
-    if state is not None:
-        best_weights = checkpoint.restore(model, state)
-        start_epoch, history = state["epoch"], state["history"]
-        best_value, best_epoch = state["best_value"], state["best_epoch"]
-        wait = state["wait"]
-        logger.info("Resumed from %s: %d epoch(s) done", checkpoint.folder,
-                    start_epoch)
-    if num_workers > 1:
-        epochs_seen = gather_values(strategy, start_epoch)
-        if np.any(epochs_seen != start_epoch):
+        run_dir = options.get("run_dir")
+        if run_dir is None and multi_worker:
             raise ValueError(
-                f"The workers found checkpoints of different epochs "
-                f"{sorted(set(epochs_seen.astype(int).tolist()))} in "
-                f"{checkpoint.folder!r}. The run folder must be on storage "
-                "that every worker shares."
+                "Multi-worker training needs `--run-dir` on storage that "
+                "every worker shares, so that the workers agree on the run "
+                "folder and a rerun resumes from its checkpoint."
             )
+        self.run_dir = run_dir or trainer.new_run_dir(
+            name, options.get("runs_root") or "runs")
+        augment = options.get("augment")
+        config = {
+            "model": name,
+            "dataset": self.bundle.name,
+            "hyperparameters": self.hyperparameters,
+            "settings": self.settings,
+            "weights": options.get("weights"),
+            "augment": augment if isinstance(augment, str) else None,
+            "strategy": self.strategy_name,
+            "precision": precision,
+            "num_replicas": self.plan.num_replicas,
+            "num_workers": self.num_workers,
+            "command": " ".join(sys.argv),
+        }
+        if self.chief:
+            os.makedirs(self.run_dir, exist_ok=True)
+        _check_run_dir(self.run_dir, config)
 
-    distributed_data = strategy.experimental_distribute_dataset(train_data)
-    train_function = make_train_function(strategy, model)
-    epochs = int(settings["epochs"])
-    patience = int(settings["patience"])
-    logger.info(
-        "Training %s with %s (%d replica(s) on %d worker(s), %s): global "
-        "batch %d, %d per replica, %d steps per epoch", name, resolved,
-        plan.num_replicas, num_workers, precision, plan.global_batch_size,
-        plan.per_replica_batch_size, plan.steps_per_epoch)
+        trainer.set_seed(int(self.settings["seed"]))
+        self.recipe = resolve_recipe(self.spec, self.settings)
+        self.recipe.run_dir = self.run_dir if self.chief else None
+        if isinstance(augment, str):
+            from training import augment as augment_module
 
-    started = time.perf_counter()
-    timed_samples, timed_seconds, first_epoch_seconds = 0, 0.0, 0.0
-    epoch = start_epoch
-    for epoch in range(start_epoch, epochs):
-        epoch_started = time.perf_counter()
-        model.reset_metrics()
-        try:
-            iterator = iter(distributed_data)
-            for _ in range(plan.steps_per_epoch):
-                train_function(iterator)
-            logs = {key: float(value) for key, value in
-                    model.get_metrics_result().items()}
-        except (tf.errors.UnavailableError, tf.errors.DeadlineExceededError,
-                tf.errors.CancelledError, tf.errors.AbortedError) as error:
-            raise WorkerLostError(
-                f"Training stopped in epoch {epoch + 1} because a collective "
-                "operation failed: another worker stopped or stopped "
-                f"responding ({_error_summary(error)}). The "
-                f"last checkpoint ({_checkpoint_epochs(checkpoint)} epoch(s) "
-                f"done) is in {checkpoint.folder!r}: start every worker "
-                "again with the same command to resume from it."
-            ) from error
-        seconds = time.perf_counter() - epoch_started
-        if epoch == start_epoch:
-            first_epoch_seconds = seconds
+            augment = augment_module.build_pipeline(
+                augment, seed=self.settings["seed"])
+        train_data, self.validation_data, self.test_data = \
+            self.recipe.datasets(self.bundle, augment)
+        train_data = training_dataset(train_data, self.plan)
+
+        with self.strategy.scope():
+            self.model = self._build()
+            check_loss_scaling(self.model, precision)
+            build_training_state(self.model, next(iter(train_data)))
+        self.evaluation_model = self._build()
+        input_model = getattr(self.recipe, "input_model",
+                              self.recipe.serving_model)
+        trainer.check_input_shape(self.spec,
+                                  input_model(self.evaluation_model),
+                                  self.bundle)
+        self.monitors = _monitor_callbacks(self.recipe,
+                                           self.evaluation_model)
+        for callback in self.monitors:
+            callback.set_model(self.evaluation_model)
+        if self.chief:
+            trainer.write_json(os.path.join(self.run_dir, "config.json"),
+                               config)
+
+        self.distributed_data = \
+            self.strategy.experimental_distribute_dataset(train_data)
+        self.train_function = make_train_function(self.strategy, self.model)
+        self.checkpoint = Checkpoint(
+            os.path.join(self.run_dir, CHECKPOINT_FOLDER), chief=self.chief)
+        self.history = {}
+        self.epoch = self.start_epoch = 0
+        self.best_value, self.best_epoch = None, 0
+        self.best_weights, self.wait = None, 0
+        self.timed_samples, self.timed_seconds = 0, 0.0
+        self.train_seconds = 0.0
+
+    def _build(self):
+        """Build and compile the model in the current strategy scope."""
+        weights = self.options.get("weights")
+        if weights is None:
+            model = self.spec.build(**self.hyperparameters)
         else:
-            timed_samples += plan.steps_per_epoch * plan.global_batch_size
-            timed_seconds += seconds
+            from zoo import hub
 
-        evaluation_model.set_weights(model.get_weights())
-        validation = evaluation_model.evaluate(validation_data, verbose=0,
-                                               return_dict=True)
-        logs.update({f"val_{k}": float(v) for k, v in validation.items()})
-        for callback in monitors:
-            callback.on_epoch_end(epoch, logs)
-        logs = {key: float(value) for key, value in logs.items()}
+            model = hub.load_pretrained(
+                self.spec.name, weights, compile=False,
+                **(self.options.get("overrides") or {}))
+        self.recipe.compile(model)
+        return model
+
+    def restore(self):
+        """Resume from the checkpoint, if any, and check the workers agree.
+        """
+        import numpy as np
+
+        state = self.checkpoint.load()
+        if state is not None:
+            self.best_weights = self.checkpoint.restore(self.model, state)
+            self.start_epoch = self.epoch = state["epoch"]
+            self.history = state["history"]
+            self.best_value = state["best_value"]
+            self.best_epoch, self.wait = state["best_epoch"], state["wait"]
+            logger.info("Resumed from %s: %d epoch(s) done",
+                        self.checkpoint.folder, self.start_epoch)
+        if self.num_workers > 1:
+            seen = gather_values(self.strategy, self.start_epoch)
+            if np.any(seen != self.start_epoch):
+                raise ValueError(
+                    "The workers found checkpoints of different epochs "
+                    f"{sorted(set(seen.astype(int).tolist()))} in "
+                    f"{self.checkpoint.folder!r}. The run folder must be on "
+                    "storage that every worker shares."
+                )
+        # Each new iterator draws the next shuffling order, so discarding
+        # one per finished epoch lets a resumed run see the batches that an
+        # uninterrupted run would.
+        for _ in range(self.start_epoch):
+            iter(self.distributed_data)
+
+    def fit(self):
+        """Train until the last epoch, early stopping or a NaN."""
+        plan = self.plan
+        logger.info(
+            "Training %s with %s (%d replica(s) on %d worker(s), %s): "
+            "global batch %d, %d per replica, %d steps per epoch",
+            self.spec.name, self.strategy_name, plan.num_replicas,
+            self.num_workers, self.precision, plan.global_batch_size,
+            plan.per_replica_batch_size, plan.steps_per_epoch)
+        started = time.perf_counter()
+        first_epoch_seconds = 0.0
+        for epoch in range(self.start_epoch, int(self.settings["epochs"])):
+            self.epoch = epoch
+            epoch_started = time.perf_counter()
+            logs = self._train_epoch()
+            seconds = time.perf_counter() - epoch_started
+            # The first epoch of a process traces the step function.
+            if epoch == self.start_epoch:
+                first_epoch_seconds = seconds
+            else:
+                self.timed_samples += \
+                    plan.steps_per_epoch * plan.global_batch_size
+                self.timed_seconds += seconds
+            logs.update(self._validate())
+            stop = self._update_best(logs)
+            if self.chief:
+                _write_history(os.path.join(self.run_dir, "history.csv"),
+                               self.history)
+            self.checkpoint.save(self.model, {
+                "epoch": epoch + 1, "history": self.history,
+                "best_value": self.best_value,
+                "best_epoch": self.best_epoch, "wait": self.wait},
+                self.best_weights)
+            if stop:
+                break
+        self.train_seconds = time.perf_counter() - started
+        if self.timed_seconds == 0.0:
+            self.timed_samples = plan.steps_per_epoch * plan.global_batch_size
+            self.timed_seconds = first_epoch_seconds
+
+    def _train_epoch(self):
+        """Run one epoch of distributed steps; return the training metrics.
+        """
+        self.model.reset_metrics()
+        iterator = iter(self.distributed_data)
+        for _ in range(self.plan.steps_per_epoch):
+            self.train_function(iterator)
+        # Reading synchronized-on-read metrics sums them over replicas.
+        return {key: float(value) for key, value in
+                self.model.get_metrics_result().items()}
+
+    def _validate(self):
+        """Evaluate the undistributed copy; return `val_` metrics."""
+        self.evaluation_model.set_weights(self.model.get_weights())
+        results = self.evaluation_model.evaluate(
+            self.validation_data, verbose=0, return_dict=True)
+        logs = {f"val_{k}": float(v) for k, v in results.items()}
+        for callback in self.monitors:
+            callback.on_epoch_end(self.epoch, logs)
+        return {key: float(value) for key, value in logs.items()}
+
+    def _update_best(self, logs):
+        """Record `logs`, track the best epoch; return whether to stop."""
+        import numpy as np
+
+        epoch = self.epoch
         for key, value in logs.items():
-            history.setdefault(key, []).append(value)
-        logger.info("epoch %d/%d: %s", epoch + 1, epochs, ", ".join(
-            f"{k}={v:.4f}" for k, v in sorted(logs.items())))
-
+            self.history.setdefault(key, []).append(value)
+        logger.info("epoch %d/%d: %s", epoch + 1, self.settings["epochs"],
+                    ", ".join(f"{k}={v:.4f}" for k, v in
+                              sorted(logs.items())))
+        monitor = self.recipe.monitor
         stop = not _finite(logs)
         if stop:
             logger.error("Epoch %d gave a non-finite value %s; training "
                          "stops.", epoch + 1, logs)
-        elif recipe.monitor not in logs:
-            if epoch == start_epoch:
+        elif monitor not in logs:
+            if epoch == self.start_epoch:
                 logger.warning("Monitored value %r is not among %s; the "
-                               "last epoch counts as the best.",
-                               recipe.monitor, sorted(logs))
-            best_epoch, best_weights, wait = epoch + 1, None, 0
-        elif _is_better(logs[recipe.monitor], best_value,
-                        recipe.monitor_mode):
-            best_value, best_epoch, wait = logs[recipe.monitor], epoch + 1, 0
-            best_weights = [np.array(w) for w in model.get_weights()]
+                               "last epoch counts as the best.", monitor,
+                               sorted(logs))
+            self.best_epoch, self.best_weights, self.wait = epoch + 1, \
+                None, 0
+        elif _is_better(logs[monitor], self.best_value,
+                        self.recipe.monitor_mode):
+            self.best_value, self.best_epoch = logs[monitor], epoch + 1
+            self.best_weights = [np.array(w)
+                                 for w in self.model.get_weights()]
+            self.wait = 0
         else:
-            wait += 1
-            stop = wait >= patience
-        if num_workers > 1:
-            stop = bool(np.any(gather_values(strategy, float(stop)) > 0))
+            self.wait += 1
+            stop = self.wait >= int(self.settings["patience"])
+        if self.num_workers > 1:
+            # A collective makes the decision common to all workers.
+            stop = bool(np.any(gather_values(self.strategy, float(stop))))
+        return stop
 
-        if chief:
-            _write_history(os.path.join(run_dir, "history.csv"), history)
-        checkpoint.save(model, {
-            "epoch": epoch + 1, "history": history,
-            "best_value": best_value, "best_epoch": best_epoch,
-            "wait": wait}, best_weights)
-        if stop:
-            break
-    train_seconds = time.perf_counter() - started
-    if timed_seconds == 0.0:
-        timed_samples = plan.steps_per_epoch * plan.global_batch_size
-        timed_seconds = first_epoch_seconds
+    def finish(self):
+        """Evaluate the best weights, write the run's files, return it."""
+        from training import trainer
 
-    evaluation_model.set_weights(best_weights if best_weights is not None
-                                 else model.get_weights())
-    metrics = recipe.evaluate(evaluation_model, test_data, bundle)
-    metrics.update({
-        "train_seconds": train_seconds,
-        "epochs_run": len(next(iter(history.values()), [])),
-        "best_epoch": best_epoch,
-        "train_samples_per_second": (timed_samples / timed_seconds
-                                     if timed_seconds else 0.0),
-        "global_batch_size": plan.global_batch_size,
-        "num_replicas": plan.num_replicas,
-        "num_workers": num_workers,
-    })
-    if chief:
-        from training.callbacks import plot_history
+        # Equal digests on every worker show that their weights are equal.
+        logger.info("Final weights sha256: %s", weights_digest(self.model))
+        evaluation_model = self.evaluation_model
+        evaluation_model.set_weights(
+            self.best_weights if self.best_weights is not None
+            else self.model.get_weights())
+        copy_optimizer_state(self.model, evaluation_model)
+        metrics = self.recipe.evaluate(evaluation_model, self.test_data,
+                                       self.bundle)
+        metrics.update({
+            "train_seconds": self.train_seconds,
+            "epochs_run": len(next(iter(self.history.values()), [])),
+            "best_epoch": self.best_epoch,
+            "train_samples_per_second": (
+                self.timed_samples / self.timed_seconds
+                if self.timed_seconds else 0.0),
+            "global_batch_size": self.plan.global_batch_size,
+            "num_replicas": self.plan.num_replicas,
+            "num_workers": self.num_workers,
+        })
+        if self.chief:
+            from training.callbacks import plot_history
 
-        _save_model_atomic(evaluation_model,
-                           os.path.join(run_dir, "best.keras"))
-        plot_history({key: list(enumerate(values, start=1))
-                      for key, values in history.items()},
-                     os.path.join(run_dir, "curves.png"))
-        trainer.write_json(os.path.join(run_dir, "metrics.json"), metrics)
-        checkpoint.delete()
-    logger.info("Run %s finished: %s", run_dir, metrics)
-    return trainer.TrainResult(
-        model=evaluation_model, spec=spec, run_dir=run_dir, metrics=metrics,
-        history=history, settings=settings,
-        hyperparameters=hyperparameters, bundle=bundle, recipe=recipe,
-    )
+            _save_model_atomic(evaluation_model,
+                               os.path.join(self.run_dir, "best.keras"))
+            plot_history({key: list(enumerate(values, start=1))
+                          for key, values in self.history.items()},
+                         os.path.join(self.run_dir, "curves.png"))
+            trainer.write_json(os.path.join(self.run_dir, "metrics.json"),
+                               metrics)
+            self.checkpoint.delete()
+        logger.info("Run %s finished: %s", self.run_dir, metrics)
+        return trainer.TrainResult(
+            model=evaluation_model, spec=self.spec, run_dir=self.run_dir,
+            metrics=metrics, history=self.history, settings=self.settings,
+            hyperparameters=self.hyperparameters, bundle=self.bundle,
+            recipe=self.recipe,
+        )
 
 
 def _error_summary(error):
@@ -1049,6 +1202,18 @@ def _error_summary(error):
             if marker in line:
                 return f"{type(error).__name__}: {line}"
     return type(error).__name__
+
+
+def weights_digest(model):
+    """Return the SHA-256 hex digest of `model`'s weight values."""
+    import hashlib
+
+    import numpy as np
+
+    digest = hashlib.sha256()
+    for value in model.get_weights():
+        digest.update(np.ascontiguousarray(value).tobytes())
+    return digest.hexdigest()
 
 
 def _checkpoint_epochs(checkpoint):

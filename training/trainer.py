@@ -143,6 +143,8 @@ def train(
     steps_per_epoch=None,
     data_dir=None,
     download=False,
+    strategy=None,
+    precision=None,
 ):
     """Train registered model `name` and evaluate it on the test split.
 
@@ -167,10 +169,20 @@ def train(
             full pass over the training split.
         data_dir: tensorflow-datasets data directory, for non-embedded data.
         download: Let tensorflow-datasets download. Defaults to `False`.
+        strategy: `tf.distribute` strategy name (`training.distributed.
+            STRATEGIES`). Defaults to `None`, training with `fit`.
+        precision: `float32`, `mixed_float16` or `mixed_bfloat16`.
+            Defaults to `None`, float32 with `fit`.
 
     Returns:
         A `TrainResult`.
     """
+    if strategy is not None or precision is not None:
+        # `fit` fails under MultiWorkerMirroredStrategy; use a custom loop.
+        arguments = dict(locals())
+        from training import distributed
+
+        return distributed.train(**arguments)
     from zoo import datasets
     from zoo.registry import get_spec
     from training import callbacks as shared_callbacks

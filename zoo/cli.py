@@ -134,6 +134,16 @@ def _add_train(subparsers):
     parser.add_argument("--data-dir", help="tensorflow-datasets data_dir")
     parser.add_argument("--download", action="store_true",
                         help="let tensorflow-datasets download data")
+    parser.add_argument("--strategy", choices=[
+        "auto", "default", "mirrored", "multi-worker", "tpu"],
+        help="train with this tf.distribute strategy in a custom loop; "
+        "auto picks multi-worker when TF_CONFIG names a cluster, tpu when "
+        "TPU_NAME or /dev/accel* names a TPU, mirrored for several GPUs "
+        "(default: one device with Keras fit)")
+    parser.add_argument("--precision", choices=[
+        "float32", "mixed_float16", "mixed_bfloat16"],
+        help="dtype policy; mixed_float16 adds loss scaling (default: "
+        "float32)")
 
 
 def _run_train(args):
@@ -146,13 +156,19 @@ def _run_train(args):
     from training import trainer
     from zoo import export
 
-    result = trainer.train(
-        args.name, dataset=args.dataset, epochs=args.epochs,
-        batch_size=args.batch_size, learning_rate=args.learning_rate,
-        seed=args.seed, overrides=overrides, run_dir=args.run_dir,
-        runs_root=RUNS_ROOT, weights=args.weights, augment=args.augment,
-        data_dir=args.data_dir, download=args.download,
-    )
+    from training import distributed
+
+    try:
+        result = trainer.train(
+            args.name, dataset=args.dataset, epochs=args.epochs,
+            batch_size=args.batch_size, learning_rate=args.learning_rate,
+            seed=args.seed, overrides=overrides, run_dir=args.run_dir,
+            runs_root=RUNS_ROOT, weights=args.weights, augment=args.augment,
+            data_dir=args.data_dir, download=args.download,
+            strategy=args.strategy, precision=args.precision,
+        )
+    except distributed.WorkerLostError as error:
+        raise CommandError(str(error)) from error
     print(f"run: {result.run_dir}")
     for key, value in sorted(result.metrics.items()):
         if isinstance(value, float):
@@ -160,6 +176,9 @@ def _run_train(args):
         else:
             print(f"{key}: {value}")
     if args.no_export:
+        return 0
+    if args.strategy and not distributed.is_chief():
+        print("export: skipped on this worker; the chief exports")
         return 0
     from zoo import export_checks
 

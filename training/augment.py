@@ -51,25 +51,37 @@ import math
 logger = logging.getLogger(__name__)
 
 DEFAULT_IMAGE_SPEC = "rotate:10,translate:0.1,noise:0.02"
-# Philox explicitly: the default "auto_select" picks another algorithm
-# under XLA, so compiled and plain runs would draw different numbers.
-ALGORITHM = "philox"
+# Philox, as TensorFlow numbers its random algorithms (RNG_ALG_PHILOX).
+PHILOX = 1
 
 
 # --- random draws -----------------------------------------------------------
+
+def _random_bits(seed, shape):
+    """Draw uniform 32-bit integers with the Philox key `seed` `(2,)` int32.
+
+    The raw op takes the key as it is. `tf.random.stateless_uniform`
+    scrambles the seed into a key first, which costs more per batch than
+    the draw itself on small batches.
+    """
+    import tensorflow as tf
+
+    key = tf.reshape(tf.bitcast(seed, tf.uint64), [1])
+    return tf.raw_ops.StatelessRandomUniformFullIntV2(
+        shape=tf.cast(shape, tf.int32), key=key,
+        counter=tf.zeros([2], tf.uint64), alg=PHILOX, dtype=tf.uint32)
+
 
 def _unit_uniform(seed, shape):
     """Draw floats in (0, 1) from integer draws.
 
     Integer stateless draws agree between XLA and plain TensorFlow, but
     float draws do not (TensorFlow 2.21 on CPU), so floats are made here
-    from the top 24 bits of full-range 32-bit draws.
+    from the top 24 bits of 32-bit draws.
     """
     import tensorflow as tf
 
-    bits = tf.random.stateless_uniform(shape, seed, minval=None,
-                                       maxval=None, dtype=tf.uint32,
-                                       alg=ALGORITHM)
+    bits = _random_bits(seed, shape)
     top = tf.cast(tf.bitwise.right_shift(bits, 8), tf.float32)
     return (top + 0.5) * (1.0 / 2 ** 24)
 
@@ -210,9 +222,7 @@ def _dihedral(x, seed):
         )
     # [8, B, H, W, C]: every D_4 image of every example.
     variants = groups.orbit(groups.dihedral(4), x, action="image")
-    choice = tf.random.stateless_uniform([_batch_size(x)], seed, minval=0,
-                                         maxval=8, dtype=tf.int32,
-                                         alg=ALGORITHM)
+    choice = tf.cast(_random_bits(seed, [_batch_size(x)]) % 8, tf.int32)
     # [B, 8, H, W, C] -> [B, H, W, C]
     variants = tf.transpose(variants, [1, 0, 2, 3, 4])
     return tf.gather(variants, choice, batch_dims=1)

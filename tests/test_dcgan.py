@@ -479,3 +479,23 @@ def test_published_generator_metrics_reproduce(published, digits):
                 "mean_top_probability", "test_d_loss"):
         assert measured[key] == pytest.approx(entry["metrics"][key],
                                               rel=1e-3, abs=1e-4), key
+
+
+@pytest.mark.slow
+def test_published_saved_model_matches_keras(published, tmp_path):
+    import tensorflow as tf
+
+    from zoo import hub
+
+    version_dir = hub.extract_saved_model("dcgan", "digits",
+                                          base_dir=str(tmp_path))
+    latent = np.random.default_rng(3).standard_normal(
+        (16, published.latent_dim)).astype("float32")
+    expected = (np.asarray(published.generator(latent, training=False))
+                + 1.0) / 2.0
+
+    loaded = tf.saved_model.load(version_dir, tags=["serve"])
+    images = loaded.signatures["serving_default"](
+        latent=tf.constant(latent))["images"].numpy()
+
+    np.testing.assert_allclose(images, expected, atol=1e-5)

@@ -9,7 +9,7 @@ with slope 0.2, and all weights start from N(0, 0.02). Image size, channels and
 latent size are hyperparameters, so one family serves 8x8 digits, 28x28
 MNIST and 32x32 CIFAR-10.
 
-The trained model is a `zoo.layers.gan.GAN`; its recipe
+The trained model is a `zoo.layers.gan.GAN`. Its recipe
 (`training.gan.GanRecipe`) trains both networks with Adam (learning rate
 2e-4, beta_1 0.5) and exports the generator for TF Serving.
 """

@@ -191,3 +191,17 @@ def test_pretrained_features_beat_raw_pixels(digits):
         recorded["test_rbm_logistic_accuracy"], abs=0.01)
     assert measured["raw_logistic_accuracy"] == pytest.approx(
         recorded["test_raw_logistic_accuracy"], abs=0.01)
+
+
+def test_published_saved_model_serves_features(digits, tmp_path):
+    from zoo import hub, predict
+
+    target = hub.extract_saved_model("rbm", "digits", str(tmp_path))
+    pixels = digits.test.x[:3]
+    response = predict.predict(target, {"instances": pixels.tolist()})
+    model = zoo.get_model("rbm", weights="digits", compile=False)
+    features = np.asarray(response["predictions"])
+
+    assert features.shape == (3, 100)
+    np.testing.assert_allclose(features, np.asarray(model(pixels)),
+                               atol=1e-5)

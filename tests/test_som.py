@@ -172,3 +172,18 @@ def test_pretrained_map_errors_match_index(digits):
     untrained = zoo.get_model("som")
     assert model.quantization_error(digits.test.x) < \
         0.8 * untrained.quantization_error(digits.test.x)
+
+
+def test_published_saved_model_serves_unit(digits, tmp_path):
+    from zoo import hub, predict
+
+    target = hub.extract_saved_model("som", "digits", str(tmp_path))
+    features = digits.test.x[:3]
+    response = predict.predict(target, {"instances": features.tolist()})
+    model = zoo.get_model("som", weights="digits", compile=False)
+    expected = np.asarray(model.best_matching_unit(features))
+    rows = response["predictions"]
+
+    assert [row["unit"] for row in rows] == expected.tolist()
+    assert [row["coordinates"] for row in rows] == \
+        [[unit // 10, unit % 10] for unit in expected.tolist()]

@@ -137,6 +137,23 @@ def test_persistent_chains_move_only_when_persistent(digits):
         assert changed == persistent
 
 
+@pytest.mark.parametrize("cd_steps", [1, 3])
+def test_train_step_runs_cd_steps(digits, cd_steps):
+    model = RestrictedBoltzmannMachine(64, 8, cd_steps=cd_steps, seed=0)
+    model.compile(optimizer=keras.optimizers.SGD(0.1), run_eagerly=True)
+    calls = []
+    original = model.gibbs_step
+
+    def counted(visible):
+        calls.append(visible.shape[0])
+        return original(visible)
+
+    model.gibbs_step = counted
+    model.train_on_batch(digits.train.x[:10])
+
+    assert calls == [10] * cd_steps
+
+
 def test_config_round_trip_keeps_settings():
     model = RestrictedBoltzmannMachine(10, 4, cd_steps=3, persistent=True,
                                        num_chains=7, weight_stddev=0.05,

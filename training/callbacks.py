@@ -1,10 +1,10 @@
 """Callbacks shared by every model of the zoo.
 
-`default_callbacks` assembles what every `zoo train` run uses: stop on NaN,
-a learning-rate schedule, early stopping with the best weights restored,
-the best model as `best.keras`, `history.csv`, TensorBoard logs,
-`curves.png` at the end, a per-epoch log line or a progress bar, and
-`ResumableBackup`, which lets a killed run continue where it stopped.
+`default_callbacks` assembles what every `zoo train` run uses. It stops on
+NaN, sets the learning-rate schedule, stops early with the best weights
+restored, and writes `best.keras`, `history.csv`, TensorBoard logs and
+`curves.png`. It logs each epoch (or shows a progress bar), and its
+`ResumableBackup` lets a killed run continue where it stopped.
 
 `ImageGrid` writes a PNG grid of images that a function makes from the
 model every few epochs; generative models use it for their samples.
@@ -441,6 +441,19 @@ def _set_callback_state(callback, state):
         setattr(callback, key, value)
 
 
+def _optimizer_step(model):
+    """Return the optimizer's iteration count, or -1 without an optimizer.
+
+    Models with their own `train_step` and several optimizers (a GAN's)
+    may leave `model.optimizer` unset; their optimizers are still saved
+    with the model's weights when they are attributes of the model.
+    """
+    optimizer = getattr(model, "optimizer", None)
+    if optimizer is None:
+        return -1
+    return int(keras.ops.convert_to_numpy(optimizer.iterations))
+
+
 class ResumableBackup(keras.callbacks.Callback):
     """Back up the training state after each epoch and restore it on start.
 
@@ -525,7 +538,7 @@ class ResumableBackup(keras.callbacks.Callback):
         logger.info(
             "Resumed from %s: %d epoch(s) done, optimizer step %d",
             self.backup_dir, state["epoch"],
-            int(self.model.optimizer.iterations.numpy()),
+            _optimizer_step(self.model),
         )
 
     def on_epoch_end(self, epoch, logs=None):
@@ -561,8 +574,7 @@ class ResumableBackup(keras.callbacks.Callback):
             "epoch": epoch + 1,
             "weights": weights,
             "best_weights": best_weights,
-            "optimizer_iterations": int(
-                self.model.optimizer.iterations.numpy()),
+            "optimizer_iterations": _optimizer_step(self.model),
             "callbacks": states,
             "history": self._history,
         })
@@ -575,7 +587,7 @@ class ResumableBackup(keras.callbacks.Callback):
         logger.info(
             "Training ended after %d epoch(s) at optimizer step %d",
             len(next(iter(self._history.values()), [])),
-            int(self.model.optimizer.iterations.numpy()),
+            _optimizer_step(self.model),
         )
         if self.delete_on_end and os.path.isdir(self.backup_dir):
             for path in glob.glob(os.path.join(self.backup_dir, "*")):
@@ -617,7 +629,7 @@ def find_unfinished_run(runs_root, name, config):
     Returns:
         The folder, or `None` when there is none.
     """
-    wanted = _comparable(json.loads(json.dumps(_python_value(config))))
+    expected = _comparable(json.loads(json.dumps(_python_value(config))))
     candidates = []
     for path in glob.glob(os.path.join(runs_root, name, "*", "config.json")):
         run_dir = os.path.dirname(path)
@@ -628,7 +640,7 @@ def find_unfinished_run(runs_root, name, config):
                 found = _comparable(json.load(handle))
         except (OSError, json.JSONDecodeError):
             continue
-        if found != wanted or _owner_alive(run_dir):
+        if found != expected or _owner_alive(run_dir):
             continue
         candidates.append((os.path.getmtime(path), run_dir))
     return max(candidates)[1] if candidates else None

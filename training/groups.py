@@ -119,6 +119,7 @@ class PermutationGroup:
             raise ValueError("`elements` must not be empty. Received: []")
         degree = degree or len(elements[0])
         elements = [_check_permutation(p, degree) for p in elements]
+
         identity = tuple(range(degree))
         if elements[0] != identity:
             raise ValueError(
@@ -127,6 +128,7 @@ class PermutationGroup:
             )
         if len(set(elements)) != len(elements):
             raise ValueError(f"`elements` has duplicates: {elements!r}")
+
         self.name = name
         self.degree = degree
         self.elements = tuple(elements)
@@ -138,6 +140,7 @@ class PermutationGroup:
                 f"elements. Received: {len(self.names)} names"
             )
         self._index = {p: i for i, p in enumerate(self.elements)}
+
         for g in self.elements:
             for h in self.elements:
                 if compose(g, h) not in self._index:
@@ -154,9 +157,9 @@ class PermutationGroup:
 
     def __getitem__(self, name):
         """Return the element named `name`, such as `"FR²"` or `"FR2"`."""
-        wanted = str(name).translate(SUPERSCRIPTS)
+        requested = str(name).translate(SUPERSCRIPTS)
         for element, element_name in zip(self.elements, self.names):
-            if element_name == wanted:
+            if element_name == requested:
                 return element
         raise KeyError(
             f"Group {self.name} has no element named {name!r}. Elements: "

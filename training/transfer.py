@@ -2,7 +2,7 @@
 
 Transfer: cut a trained model at a named layer (the zoo's classifiers name
 their penultimate layer `embedding`), freeze it, attach a new head and
-fine-tune; optionally unfreeze the top of the base for a second stage.
+fine-tune. A second stage may unfreeze the top of the base.
 
 Few-shot: a prototypical classifier on frozen embeddings. For an N-way
 K-shot episode it averages the K support embeddings of each class into a
@@ -181,7 +181,7 @@ class PrototypicalClassifier:
         return np.asarray(self.embed(x))
 
     def fit(self, support_x, support_y):
-        """Compute the prototypes of the support set; return `self`."""
+        """Compute the prototypes of the support set and return `self`."""
         support_y = np.asarray(support_y)
         if len(support_y) == 0:
             raise ValueError("The support set is empty. Received: 0 examples")
@@ -193,7 +193,10 @@ class PrototypicalClassifier:
     def distances(self, query_x):
         """Return squared distances `(count, classes)` to the prototypes."""
         if self.prototypes is None:
-            raise ValueError("Call `fit(support_x, support_y)` first.")
+            raise ValueError(
+            "The classifier has no prototypes yet. Call "
+            "`fit(support_x, support_y)` first."
+        )
         query = self._embeddings(query_x)
         # [Q, 1, D] - [1, N, D] -> [Q, N]
         return ((query[:, None, :] - self.prototypes[None]) ** 2).sum(-1)
@@ -418,5 +421,5 @@ def fewshot_digits(base_classes=(0, 1, 2, 3, 4), pretext="d4", epochs=10,
     results.update(base_classes=base_classes, novel_classes=novel_classes,
                    pretext=pretext, epochs_run=len(history.history["loss"]),
                    base_validation_accuracy=base_accuracy)
-    logger.info("Few-shot digits: %s", results)
+    logger.debug("Few-shot digits: %s", results)
     return results

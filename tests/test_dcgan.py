@@ -18,6 +18,7 @@ from training import gan as gan_training
 from zoo import gan_eval
 
 SMOKE = dict(zoo.get_spec("dcgan").smoke)
+REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 def _recipe(**settings):
@@ -249,14 +250,17 @@ counts = [int(model.discriminator_optimizer.iterations),
           int(model.generator_optimizer.iterations)]
 recipe = GanRecipe(zoo.get_spec("dcgan"), json.loads(sys.argv[3]))
 train, _, _ = recipe.datasets(datasets.load("digits"))
-model.fit(train.take(4), epochs=1, verbose=0)
+model.fit(train.take(4), epochs=1, verbose=0, shuffle=False)
 print(json.dumps({"same_moments": same, "loaded": counts, "after": [
     int(model.discriminator_optimizer.iterations),
     int(model.generator_optimizer.iterations)]}))
 """
 
 
-def test_saved_gan_resumes_in_fresh_process(digits, tmp_path, fresh_python):
+def test_saved_gan_resumes_in_fresh_process(digits, tmp_path):
+    import subprocess
+    import sys
+
     import keras
 
     settings = {"learning_rate": 2e-4, "batch_size": 16, "seed": 0}
@@ -265,19 +269,22 @@ def test_saved_gan_resumes_in_fresh_process(digits, tmp_path, fresh_python):
     recipe.compile(model)
     train, _, _ = recipe.datasets(digits)
     steps_per_epoch = 4
-    model.fit(train.take(steps_per_epoch), epochs=1, verbose=0)
+    model.fit(train.take(steps_per_epoch), epochs=1, verbose=0,
+              shuffle=False)
     path = str(tmp_path / "gan.keras")
     model.save(path)
     variables = (model.discriminator_optimizer.variables
                  + model.generator_optimizer.variables)
-    np.savez(tmp_path / "moments.npz",
-             **{f"v{i}": np.array(v) for i, v in enumerate(variables)})
+    moments = str(tmp_path / "moments.npz")
+    np.savez(moments, **{f"v{i}": np.array(v)
+                         for i, v in enumerate(variables)})
+    script = tmp_path / "resume.py"
+    script.write_text(RESUME_SCRIPT)
 
-    script = RESUME_SCRIPT.replace("sys.argv[1], sys.argv[2]", repr(path)
-                                   + ", " + repr(str(tmp_path /
-                                                     "moments.npz")))
-    script = script.replace("sys.argv[3]", repr(json.dumps(settings)))
-    result = fresh_python(script)
+    result = subprocess.run(
+        [sys.executable, str(script), path, moments, json.dumps(settings)],
+        cwd=REPO_ROOT, capture_output=True, text=True, timeout=300,
+        env={**os.environ, "PYTHONPATH": REPO_ROOT})
 
     assert result.returncode == 0, result.stderr[-3000:]
     report = json.loads(result.stdout.strip().splitlines()[-1])
@@ -386,6 +393,25 @@ def test_inception_score_bounds():
     coverage = gan_eval.class_coverage(confident)
     assert coverage["min_class_fraction"] == pytest.approx(0.1)
     assert coverage["mean_top_probability"] == pytest.approx(1.0)
+
+
+def test_classifier_trained_without_pretrained_weights(digits):
+    import dataclasses
+
+    from zoo.datasets import Split
+
+    # Another name than "digits" makes `load_classifier` train its own.
+    small = dataclasses.replace(
+        digits, name="digits-subset",
+        train=Split(digits.train.x[:400], digits.train.y[:400]))
+
+    classifier = gan_eval.load_classifier(small, epochs=12)
+    _, probabilities = gan_eval.FeatureExtractor(classifier)(small.test.x)
+    accuracy = np.mean(probabilities.argmax(axis=1) == small.test.y)
+
+    assert classifier.get_layer("embedding") is not None
+    assert accuracy > 0.8
+    assert gan_eval.load_classifier(small) is classifier
 
 
 def test_run_reports_metrics_with_references(smoke_run):

@@ -401,4 +401,4 @@ class GanRecipe(Recipe):
         """Return `{"latent": (count, latent_dim)}` draws from N(0, I)."""
         rng = np.random.default_rng(self.settings.get("seed", 0))
         latent = rng.standard_normal((count, self._latent_dim))
-        return {"latent": latent.astype("float32")}
+        return {next(iter(self.spec.inputs)): latent.astype("float32")}

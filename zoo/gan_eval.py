@@ -47,7 +47,7 @@ def _pretrained_classifier(bundle):
         return None
 
 
-def _train_classifier(bundle, seed):
+def _train_classifier(bundle, seed, epochs):
     import keras
 
     import zoo
@@ -70,19 +70,21 @@ def _train_classifier(bundle, seed):
     classifier.fit(
         datasets.as_dataset(bundle.train, 32, shuffle=True, seed=seed),
         validation_data=datasets.as_dataset(bundle.validation, 256),
-        epochs=40, verbose=0,
+        epochs=epochs, verbose=0,
         callbacks=[keras.callbacks.EarlyStopping(
             patience=8, restore_best_weights=True)],
     )
     return classifier
 
 
-def load_classifier(bundle, seed=0):
+def load_classifier(bundle, seed=0, epochs=40):
     """Return the `cnn` classifier that defines the feature space.
 
     Args:
         bundle: The `DataBundle` whose images the metrics compare.
         seed: Seed of the fallback training. Defaults to 0.
+        epochs: Maximum epochs of the fallback training, which stops early
+            when the validation loss stalls. Defaults to 40.
 
     Returns:
         A `keras.Model` with a layer named `embedding` and class
@@ -92,7 +94,7 @@ def load_classifier(bundle, seed=0):
     if key not in _CLASSIFIERS:
         classifier = _pretrained_classifier(bundle)
         if classifier is None:
-            classifier = _train_classifier(bundle, seed)
+            classifier = _train_classifier(bundle, seed, epochs)
         _CLASSIFIERS[key] = classifier
     return _CLASSIFIERS[key]
 

@@ -21,6 +21,8 @@ import time
 import keras
 import numpy as np
 
+from training.trainer import _json_ready
+
 logger = logging.getLogger(__name__)
 
 BACKUP_FOLDER = "backup"
@@ -37,16 +39,6 @@ def _write_json_atomic(path, payload):
         handle.flush()
         os.fsync(handle.fileno())
     os.replace(temporary, path)
-
-
-def _python_value(value):
-    if isinstance(value, dict):
-        return {str(k): _python_value(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_python_value(v) for v in value]
-    if hasattr(value, "item"):
-        return value.item()
-    return value
 
 
 # --- image grids ------------------------------------------------------------
@@ -569,7 +561,7 @@ class ResumableBackup(keras.callbacks.Callback):
             state = _keras_callback_state(callback)
             if state is not None:
                 states[f"{index}:{type(callback).__name__}"] = \
-                    _python_value(state)
+                    _json_ready(state)
         _write_json_atomic(self.state_path, {
             "epoch": epoch + 1,
             "weights": weights,
@@ -629,7 +621,7 @@ def find_unfinished_run(runs_root, name, config):
     Returns:
         The folder, or `None` when there is none.
     """
-    expected = _comparable(json.loads(json.dumps(_python_value(config))))
+    expected = _comparable(json.loads(json.dumps(_json_ready(config))))
     candidates = []
     for path in glob.glob(os.path.join(runs_root, name, "*", "config.json")):
         run_dir = os.path.dirname(path)

@@ -19,8 +19,9 @@ Two series ship with statsmodels:
   next quarter's real GDP growth and inflation.
 
 Every forecast is compared with three baselines on the same test windows,
-in the original units: persistence (the last observed value), the mean of
-the training part, and an autoregression AR(p) fitted by least squares
+in the original units. Persistence repeats the last observed value, the
+training mean is the mean of the training part, and AR(p) is an
+autoregression fitted by least squares
 (`statsmodels.tsa.ar_model.AutoReg`) on the training part of each target.
 """
 
@@ -52,7 +53,7 @@ class SeriesConfig:
 
 
 SERIES = {
-    # AR(9) is the classical linear model of the yearly sunspot cycle.
+    # Sunspots: nine yearly lags. Macrodata: four quarters, one year.
     "sunspots": SeriesConfig(window=24, ar_order=9,
                              targets=("SUNACTIVITY",)),
     "macrodata": SeriesConfig(window=8, ar_order=4,
@@ -163,7 +164,7 @@ def load_windows(name, seed=0):
 
     Args:
         name: `"sunspots"` or `"macrodata"`.
-        seed: Recorded for the record only: the split is chronological.
+        seed: Stored in `info`. The split is chronological and random-free.
 
     Returns:
         A `DataBundle` of task `"time-series-forecasting"` whose splits hold

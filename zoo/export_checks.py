@@ -974,7 +974,10 @@ def render_matrix(rows, command="zoo export-matrix"):
                      f"{signatures or '-'} | " + " | ".join(cells) + " |")
     if notes:
         lines += ["", "## Notes", ""]
-        lines += [f"{number}. {note.replace(chr(10), ' ')[:400]}"
+        # Keras error messages carry terminal colour codes.
+        lines += [f"{number}. "
+                  + re.sub(r"\x1b\[[0-9;]*m", "", note).replace("\n", " ")[
+                      :400]
                   for number, note in enumerate(notes, 1)]
     passing = sum(all(r.passed for r in row.results.values())
                   for row in rows)

@@ -67,10 +67,11 @@ def _train_classifier(bundle, seed, epochs):
     classifier.compile(optimizer=keras.optimizers.Adam(1e-3),
                        loss="sparse_categorical_crossentropy",
                        metrics=["accuracy"])
+    # The data set reshuffles itself each epoch, so `fit` must not.
     classifier.fit(
         datasets.as_dataset(bundle.train, 32, shuffle=True, seed=seed),
         validation_data=datasets.as_dataset(bundle.validation, 256),
-        epochs=epochs, verbose=0,
+        epochs=epochs, verbose=0, shuffle=False,
         callbacks=[keras.callbacks.EarlyStopping(
             patience=8, restore_best_weights=True)],
     )

@@ -170,3 +170,35 @@ def test_export_of_augmented_run_has_no_augmentation(tmp_path):
     assert not {op for op in ops if "Random" in op or op in (
         "Fingerprint", "SerializeTensor")}
     assert "Conv2D" in ops
+
+
+def test_zoo_augment_writes_grid(tmp_path, capsys):
+    from zoo import cli
+
+    path = tmp_path / "grid.png"
+    code = cli.main(["augment", "digits", "--augment", "rotate:15,cutout:2",
+                     "--out", str(path), "--count", "4", "--variants", "2"])
+    output = capsys.readouterr().out
+    bad = cli.main(["augment", "digits", "--augment", "spin:3", "--out",
+                    str(tmp_path / "bad.png")])
+    error = capsys.readouterr().err
+
+    assert code == 0
+    assert "4 examples of digits and 2 augmented copies" in output
+    with open(path, "rb") as handle:
+        assert handle.read(8) == b"\x89PNG\r\n\x1a\n"
+    assert bad == 2
+    assert "Unknown augmentation step 'spin'" in error
+    assert not (tmp_path / "bad.png").exists()
+
+
+def test_zoo_augment_series_panels(tmp_path):
+    from zoo import cli
+
+    path = tmp_path / "series.png"
+    code = cli.main(["augment", "sunspots", "--augment",
+                     "magwarp:0.2,slice:0.1", "--out", str(path),
+                     "--count", "3"])
+
+    assert code == 0
+    assert path.stat().st_size > 1000

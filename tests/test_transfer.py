@@ -110,3 +110,16 @@ def test_fewshot_digits_from_base_digits():
     assert result["embedding"]["episodes"] == 200
     assert result["embedding"]["mean_accuracy"] >= 0.7
     assert result["base_validation_accuracy"] > 0.6
+
+
+def test_zoo_fewshot_prints_accuracy(capsys):
+    from zoo import cli
+
+    code = cli.main(["fewshot", "--epochs", "1", "--episodes", "10",
+                     "--pretext", "none"])
+    output = capsys.readouterr().out
+
+    assert code == 0
+    assert "5-way 5-shot, 10 episodes" in output
+    assert "CNN embedding (pretext none): mean accuracy" in output
+    assert "raw pixels: mean accuracy" in output

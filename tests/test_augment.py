@@ -42,7 +42,7 @@ def test_same_seed_same_batch(spec):
     np.testing.assert_array_equal(labels, LABELS)
 
 
-# One pipeline per data kind holds every step of that kind, so one XLA
+# One pipeline per data kind contains every step of that kind, so one XLA
 # compilation per kind covers every step.
 XLA_CASES = {
     "images": ("rotate:15,translate:0.2,noise:0.05,flip:h,flip:v,dihedral,"

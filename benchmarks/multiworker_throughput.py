@@ -1,8 +1,8 @@
 """Training throughput of two workers over one, on this machine.
 
 Runs `zoo train cnn --strategy multi-worker` as a cluster of one worker
-and as a cluster of two workers on 127.0.0.1, with the same global batch
-and the same number of intra-op threads per worker, and prints the
+and as a cluster of two workers on 127.0.0.1. Both use the same global
+batch and the same number of intra-op threads per worker. It prints the
 training samples per second of each and their ratio. Each run reports
 `train_samples_per_second` in its `metrics.json`: samples of all epochs
 after the first (which traces the step function) divided by the time of
@@ -90,21 +90,23 @@ def main():
 
     with tempfile.TemporaryDirectory(prefix="multiworker-") as folder:
         started = time.perf_counter()
-        one = run_cluster(1, args, folder)
-        two = run_cluster(2, args, folder)
+        one_worker = run_cluster(1, args, folder)
+        two_workers = run_cluster(2, args, folder)
         seconds = time.perf_counter() - started
     model = "smoke CNN" if args.smoke else "CNN"
     print(f"{model} on the digits, global batch "
-          f"{one['global_batch_size']}, {args.threads_per_worker} "
+          f"{one_worker['global_batch_size']}, {args.threads_per_worker} "
           f"intra-op thread(s) per worker, {os.cpu_count()} CPU(s)")
-    print(f"1 worker : {one['train_samples_per_second']:9.1f} samples/s")
-    print(f"2 workers: {two['train_samples_per_second']:9.1f} samples/s")
-    ratio = two["train_samples_per_second"] / \
-        one["train_samples_per_second"]
+    for label, metrics in (("1 worker ", one_worker),
+                           ("2 workers", two_workers)):
+        print(f"{label}: {metrics['train_samples_per_second']:9.1f} "
+              "samples/s")
+    ratio = two_workers["train_samples_per_second"] / \
+        one_worker["train_samples_per_second"]
     print(f"ratio 2 workers / 1 worker: {ratio:.2f} (2.00 is perfect "
           "scaling)")
-    print(f"test accuracy: 1 worker {one['test_accuracy']:.4f}, "
-          f"2 workers {two['test_accuracy']:.4f}")
+    print(f"test accuracy: 1 worker {one_worker['test_accuracy']:.4f}, "
+          f"2 workers {two_workers['test_accuracy']:.4f}")
     print(f"benchmark wall time: {seconds:.0f} s")
 
 

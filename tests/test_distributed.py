@@ -216,10 +216,32 @@ def test_float16_requires_loss_scaling():
     assert isinstance(model.optimizer, keras.optimizers.LossScaleOptimizer)
 
 
-def test_callbacks_rejected_by_distributed_loop():
-    with pytest.raises(ValueError, match="callbacks"):
-        distributed.train("cnn", strategy="default",
-                          callbacks=[object()])
+def test_callbacks_run_in_distributed_loop(tmp_path):
+    import keras
+
+    class Recorder(keras.callbacks.Callback):
+        def __init__(self):
+            super().__init__()
+            self.batches = 0
+            self.epochs = []
+
+        def on_train_batch_end(self, batch, logs=None):
+            self.batches += 1
+
+        def on_epoch_end(self, epoch, logs=None):
+            self.epochs.append(epoch)
+            logs["val_recorded"] = float(epoch)
+
+    recorder = Recorder()
+    result = distributed.train(
+        "cnn", strategy="default", callbacks=[recorder], epochs=2,
+        steps_per_epoch=3, overrides=SMOKE_CNN_OVERRIDES,
+        run_dir=str(tmp_path / "run"))
+
+    assert recorder.batches == 6
+    assert recorder.epochs == [0, 1]
+    assert result.history["val_recorded"] == [0.0, 1.0]
+    assert result.metrics["epochs_run"] == 2
 
 
 # --- subprocess machinery ---------------------------------------------------

@@ -34,6 +34,13 @@ every strategy:
   (missing heartbeats) or by the collective timeout. The other workers
   then raise `WorkerLostError` instead of waiting forever.
 
+- The recipe's own `fit` still runs, with `model.fit` replaced by this
+  loop for the call. So a recipe's preparation (a forecaster's
+  standardization, a SOM's schedule) and its callbacks (a GAN's Fréchet
+  distance and sample grids) work under every strategy. Callbacks get the
+  distributed model, and the values they add to the epoch logs can be
+  the monitored value.
+
 A model with its own `train_step`, such as the GAN with two optimizers,
 trains the same way. Its `train_step` must average its losses over the
 global batch: divide each per-replica mean by
@@ -713,18 +720,11 @@ class Checkpoint:
 
 _TRAIN_OPTIONS = ("dataset", "epochs", "batch_size", "learning_rate",
                   "seed", "overrides", "run_dir", "runs_root", "weights",
-                  "augment", "steps_per_epoch", "patience", "data_dir",
-                  "download")
+                  "augment", "callbacks", "steps_per_epoch", "patience",
+                  "data_dir", "download")
 
 
 def _check_options(options):
-    callbacks = options.pop("callbacks", None)
-    if callbacks:
-        raise ValueError(
-            "Keras callbacks do not run in the distributed training loop, "
-            "which calls no `fit`. Received: callbacks="
-            f"{list(callbacks)!r}"
-        )
     unknown = sorted(key for key, value in options.items()
                      if key not in _TRAIN_OPTIONS and value is not None
                      and value is not False)
@@ -734,13 +734,6 @@ def _check_options(options):
             "strategy or a precision policy. Run without `--strategy` and "
             "`--precision` to use them."
         )
-
-
-def _monitor_callbacks(recipe, model):
-    # Recipes whose monitored value comes from a callback (the GAN's
-    # Fréchet distance) expose it through `monitor_callbacks(model)`.
-    make = getattr(recipe, "monitor_callbacks", None)
-    return list(make(model)) if make is not None else []
 
 
 def _is_better(value, best, mode):
@@ -822,8 +815,10 @@ def train(name, *, strategy="auto", precision="float32", devices=None,
 
     It accepts the arguments of `training.trainer.train` (data set,
     epochs, batch size, learning rate, seed, overrides, run folder,
-    pretrained weights, augmentation, steps per epoch, patience) and
-    writes the same run folder. Under `multi-worker`, start the same call
+    pretrained weights, augmentation, Keras callbacks, steps per epoch,
+    patience) and writes the same run folder. Callbacks run on every
+    worker and get no per-step metrics, since reading them would cost a
+    collective. Under `multi-worker`, start the same call
     on every worker, each with its own `TF_CONFIG`.
 
     Args:
@@ -889,7 +884,7 @@ def _train(name, strategy_name, precision, devices, tpu,
             tf.errors.CancelledError, tf.errors.AbortedError)
     try:
         run.restore()
-        run.fit()
+        run.run_recipe()
     except lost as error:
         if run.num_workers == 1:
             raise
@@ -974,9 +969,12 @@ class _DistributedRun:
 
             augment = augment_module.build_pipeline(
                 augment, seed=self.settings["seed"])
-        train_data, self.validation_data, self.test_data = \
+        # The recipe's own `fit` reads the steps of an epoch (a SOM's
+        # schedule spans them), which the plan fixes.
+        self.recipe.settings["steps_per_epoch"] = self.plan.steps_per_epoch
+        self.recipe_train_data, self.validation_data, self.test_data = \
             self.recipe.datasets(self.bundle, augment)
-        train_data = training_dataset(train_data, self.plan)
+        train_data = training_dataset(self.recipe_train_data, self.plan)
 
         with self.strategy.scope():
             self.model = self._build()
@@ -988,10 +986,8 @@ class _DistributedRun:
         trainer.check_input_shape(self.spec,
                                   input_model(self.evaluation_model),
                                   self.bundle)
-        self.monitors = _monitor_callbacks(self.recipe,
-                                           self.evaluation_model)
-        for callback in self.monitors:
-            callback.set_model(self.evaluation_model)
+        self.user_callbacks = list(options.get("callbacks") or ())
+        self.callbacks = None
         if self.chief:
             trainer.write_json(os.path.join(self.run_dir, "config.json"),
                                config)
@@ -1051,6 +1047,50 @@ class _DistributedRun:
         for _ in range(self.start_epoch):
             iter(self.distributed_data)
 
+    def run_recipe(self):
+        """Run the recipe's `fit` with `model.fit` replaced by the loop.
+
+        Recipes prepare the model in `fit` before calling `model.fit`
+        (a forecaster's standardization, a SOM's schedule) and add their
+        own callbacks (a GAN's Fréchet distance and sample grids). Calling
+        the recipe keeps all of it. A recipe that trains without
+        `model.fit` (a Hopfield memory storing patterns) runs as it is.
+        """
+        import keras
+
+        called = []
+
+        def distributed_fit(x=None, validation_data=None, callbacks=None,
+                            **ignored):
+            # The loop feeds its own distributed copy of the training
+            # data, so `x` and the epoch arguments are the recipe's echo
+            # of what the loop already has.
+            called.append(True)
+            self.callbacks = keras.callbacks.CallbackList(
+                list(callbacks or ()) + self.user_callbacks,
+                model=self.model, epochs=int(self.settings["epochs"]),
+                steps=self.plan.steps_per_epoch, verbose=0)
+            self.fit()
+            history = keras.callbacks.History()
+            history.set_model(self.model)
+            history.history = {k: list(v) for k, v in self.history.items()}
+            history.epoch = list(range(len(next(
+                iter(self.history.values()), []))))
+            return history
+
+        self.model.fit = distributed_fit
+        try:
+            returned = self.recipe.fit(self.model, self.recipe_train_data,
+                                       self.validation_data, [])
+        finally:
+            del self.model.fit
+        if not called:
+            logger.info("Recipe %s trained without `model.fit`; its "
+                        "history is kept as it returned it.",
+                        type(self.recipe).__name__)
+            self.history = {key: [float(v) for v in values] for key, values
+                            in getattr(returned, "history", {}).items()}
+
     def fit(self):
         """Train until the last epoch, early stopping or a NaN."""
         plan = self.plan
@@ -1062,8 +1102,11 @@ class _DistributedRun:
             plan.per_replica_batch_size, plan.steps_per_epoch)
         started = time.perf_counter()
         first_epoch_seconds = 0.0
+        self.callbacks.on_train_begin()
+        logs = {}
         for epoch in range(self.start_epoch, int(self.settings["epochs"])):
             self.epoch = epoch
+            self.callbacks.on_epoch_begin(epoch)
             epoch_started = time.perf_counter()
             logs = self._train_epoch()
             seconds = time.perf_counter() - epoch_started
@@ -1075,6 +1118,12 @@ class _DistributedRun:
                     plan.steps_per_epoch * plan.global_batch_size
                 self.timed_seconds += seconds
             logs.update(self._validate())
+            # Callbacks may add values to the logs, such as a GAN's
+            # Fréchet distance that selects its best epoch. They get this
+            # dict itself, because `CallbackList` would pass them a copy.
+            for callback in self.callbacks.callbacks:
+                callback.on_epoch_end(epoch, logs)
+            logs = {key: float(value) for key, value in logs.items()}
             stop = self._update_best(logs)
             if self.chief:
                 _write_history(os.path.join(self.run_dir, "history.csv"),
@@ -1086,6 +1135,7 @@ class _DistributedRun:
                 self.best_weights)
             if stop:
                 break
+        self.callbacks.on_train_end(logs)
         self.train_seconds = time.perf_counter() - started
         if self.timed_seconds == 0.0:
             self.timed_samples = plan.steps_per_epoch * plan.global_batch_size
@@ -1096,8 +1146,11 @@ class _DistributedRun:
         """
         self.model.reset_metrics()
         iterator = iter(self.distributed_data)
-        for _ in range(self.plan.steps_per_epoch):
+        for step in range(self.plan.steps_per_epoch):
+            self.callbacks.on_train_batch_begin(step)
             self.train_function(iterator)
+            # Per-step metrics would cost a collective, so none are passed.
+            self.callbacks.on_train_batch_end(step, {})
         # Reading synchronized-on-read metrics sums them over replicas.
         return {key: float(value) for key, value in
                 self.model.get_metrics_result().items()}
@@ -1107,10 +1160,7 @@ class _DistributedRun:
         self.evaluation_model.set_weights(self.model.get_weights())
         results = self.evaluation_model.evaluate(
             self.validation_data, verbose=0, return_dict=True)
-        logs = {f"val_{k}": float(v) for k, v in results.items()}
-        for callback in self.monitors:
-            callback.on_epoch_end(self.epoch, logs)
-        return {key: float(value) for key, value in logs.items()}
+        return {f"val_{k}": float(v) for k, v in results.items()}
 
     def _update_best(self, logs):
         """Record `logs`, track the best epoch; return whether to stop."""

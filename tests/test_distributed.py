@@ -133,7 +133,7 @@ def test_multi_worker_needs_tf_config(monkeypatch):
 
 @pytest.mark.parametrize("batch, replicas, expected_global", [
     (32, 8, 32), (30, 8, 32), (1, 8, 8), (33, 2, 34), (7, 1, 7)])
-def test_global_batch_rounded_to_replicas(batch, replicas, expected_global):
+def test_global_batch_rounded(batch, replicas, expected_global):
     plan = distributed.plan_batches(batch, replicas, train_size=1000)
 
     assert plan.global_batch_size == expected_global
@@ -165,7 +165,7 @@ def test_plan_rejects_bad_sizes(kwargs, fragment):
         distributed.plan_batches(**kwargs)
 
 
-def test_tpu_dataset_static_shapes_with_augmentation():
+def test_tpu_dataset_static_shapes():
     import tensorflow as tf
 
     from zoo import datasets
@@ -310,7 +310,7 @@ def _final_weights_digest(log):
 # --- slow tests: real strategies --------------------------------------------
 
 @pytest.mark.slow
-def test_two_workers_survive_kill_and_match_single_process(background):
+def test_two_workers_kill_resume_match(background):
     """Kill a worker, rerun both, and compare with one process.
 
     One cluster run shows three things, to start fewer processes: a

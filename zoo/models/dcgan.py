@@ -215,8 +215,8 @@ def build_discriminator(image_shape, filters, kernel_size=4,
     },
     # Early stopping watches the Fréchet distance of samples (see
     # `GanRecipe`); patience equal to the epochs lets every run finish.
-    training={"epochs": 200, "batch_size": 64, "learning_rate": 2e-4,
-              "patience": 200},
+    training={"epochs": 100, "batch_size": 32, "learning_rate": 2e-4,
+              "patience": 100},
     smoke={"latent_dim": 8, "generator_filters": [8],
            "discriminator_filters": [8]},
     references=_REFERENCES,

@@ -1244,12 +1244,18 @@ class _DistributedRun:
 
 def _error_summary(error):
     """Return the informative line of a TensorFlow runtime error."""
-    lines = [line.strip() for line in str(error).splitlines()
-             if line.strip()]
+    import re
+
+    # Drop the `{{function_node ...}}` prefix naming the op's graph.
+    text = re.sub(r"\{\{function_node [^}]*\}\}\s*", "", str(error))
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
     for marker in ("unhealthy", "timed out", "Deadline", "aborted",
                    "Socket closed", "connect"):
-        for line in lines:
+        for index, line in enumerate(lines):
             if marker in line:
+                # A line ending in ":" names the tasks on the next one.
+                if line.endswith(":") and index + 1 < len(lines):
+                    line = f"{line} {lines[index + 1]}"
                 return f"{type(error).__name__}: {line}"
     return type(error).__name__
 

@@ -274,8 +274,30 @@ class GAN(keras.Model):
         real, _, _ = keras.utils.unpack_x_y_sample_weight(data)
         return real
 
+    def _replica_latent(self, count):
+        """Draw latents that differ across `tf.distribute` replicas.
+
+        The seed generator's state is mirrored, so every replica would draw
+        the same vectors; the replica id is folded into the drawn seed.
+        """
+        import tensorflow as tf
+
+        context = tf.distribute.get_replica_context()
+        if context is None or context.num_replicas_in_sync == 1:
+            return self.sample_latent(count)
+        seed = self.seed_generator.next()
+        offset = tf.cast(context.replica_id_in_sync_group, seed.dtype)
+        seed = seed + tf.stack([tf.zeros_like(offset), offset])
+        return tf.random.stateless_normal((count, self.latent_dim),
+                                          seed=seed)
+
     def train_step(self, data):
         import tensorflow as tf
+
+        # Each replica's gradients are summed across replicas, so its loss
+        # is divided by their number to average over the global batch.
+        context = tf.distribute.get_replica_context()
+        replicas = context.num_replicas_in_sync if context else 1
 
         # real: (batch, *sample_shape)
         real = self._real_batch(data)
@@ -283,26 +305,28 @@ class GAN(keras.Model):
 
         # Discriminator step: real batch and fake batch, separately
         # normalized, as Radford et al. (2015) train.
-        latent = self.sample_latent(batch)
+        latent = self._replica_latent(batch)
         with tf.GradientTape() as tape:
             fake = self.generator(latent, training=True)
             real_logits = self.discriminator(real, training=True)
             fake_logits = self.discriminator(fake, training=True)
             d_loss = discriminator_loss(real_logits, fake_logits,
                                         self.label_smoothing)
+            scaled_d_loss = d_loss / replicas
         weights = self.discriminator.trainable_variables
-        gradients = tape.gradient(d_loss, weights)
+        gradients = tape.gradient(scaled_d_loss, weights)
         self.discriminator_optimizer.apply_gradients(zip(gradients, weights))
 
         # Generator step on a fresh latent batch, through the updated D.
-        latent = self.sample_latent(batch)
+        latent = self._replica_latent(batch)
         with tf.GradientTape() as tape:
             fake_logits_for_g = self.discriminator(
                 self.generator(latent, training=True), training=True)
             g_loss = generator_loss(fake_logits_for_g,
                                     self.generator_objective)
+            scaled_g_loss = g_loss / replicas
         weights = self.generator.trainable_variables
-        gradients = tape.gradient(g_loss, weights)
+        gradients = tape.gradient(scaled_g_loss, weights)
         self.generator_optimizer.apply_gradients(zip(gradients, weights))
 
         return self._update_trackers(d_loss, g_loss, real_logits,

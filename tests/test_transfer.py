@@ -57,7 +57,7 @@ def test_embedding_model_shares_weights():
 
     assert tuple(embed.output.shape) == (None, 16)
     assert base.trainable
-    expected = keras.Model(base.inputs,
+    expected = keras.Model(base.inputs[0],
                            base.get_layer("embedding").output)(images)
     np.testing.assert_allclose(np.asarray(embed(images)),
                                np.asarray(expected), atol=1e-6)

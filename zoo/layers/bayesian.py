@@ -14,6 +14,29 @@ import keras
 from keras import ops
 
 
+def _fixed_uniform(shape, seed, dtype):
+    """Draw uniform [0, 1) values from a fixed integer seed with Philox.
+
+    Keras' integer-seeded draws use TensorFlow's "auto_select" algorithm,
+    which gives other numbers under XLA; naming Philox keeps a served
+    prediction equal with and without XLA (so on TPUs too).
+    """
+    import tensorflow as tf
+
+    values = tf.random.stateless_uniform(
+        shape, seed=tf.constant([seed, 0], "int64"), alg="philox")
+    return ops.cast(values, dtype)
+
+
+def _fixed_normal(shape, seed, dtype):
+    """Draw N(0, 1) values from a fixed integer seed with Philox."""
+    import tensorflow as tf
+
+    values = tf.random.stateless_normal(
+        shape, seed=tf.constant([seed, 0], "int64"), alg="philox")
+    return ops.cast(values, dtype)
+
+
 def _check_rate(rate):
     if not 0.0 <= rate < 1.0:
         raise ValueError(f"`rate` must be in [0, 1). Received: rate={rate}")
@@ -60,8 +83,10 @@ class MCDropout(keras.layers.Layer):
         if training:
             return keras.random.dropout(inputs, self.rate,
                                         seed=self.seed_generator)
-        return keras.random.dropout(inputs, self.rate,
-                                    seed=int(self.seed) + int(sample))
+        keep = _fixed_uniform(ops.shape(inputs), int(self.seed) + int(sample),
+                              "float32") >= self.rate
+        scale = ops.cast(1.0 / (1.0 - self.rate), inputs.dtype)
+        return ops.where(keep, inputs * scale, ops.zeros_like(inputs))
 
     def compute_output_shape(self, input_shape):
         return input_shape
@@ -161,22 +186,30 @@ class DenseVariational(keras.layers.Layer):
     def call(self, inputs, training=None, sample=0):
         kernel_sigma = ops.softplus(self.kernel_rho)
         bias_sigma = ops.softplus(self.bias_rho)
+        dtype = kernel_sigma.dtype
         if training:
-            seed_kernel = seed_bias = self.seed_generator
+            kernel_noise = keras.random.normal(
+                ops.shape(self.kernel_mu), dtype=dtype,
+                seed=self.seed_generator)
+            bias_noise = keras.random.normal(
+                ops.shape(self.bias_mu), dtype=dtype,
+                seed=self.seed_generator)
         else:
             # Two fixed seeds per draw: one for the kernel, one for the bias.
-            seed_kernel = 2 * (int(self.seed) + int(sample))
-            seed_bias = seed_kernel + 1
-        kernel = self.kernel_mu + kernel_sigma * keras.random.normal(
-            ops.shape(self.kernel_mu), seed=seed_kernel)
-        bias = self.bias_mu + bias_sigma * keras.random.normal(
-            ops.shape(self.bias_mu), seed=seed_bias)
+            seed = 2 * (int(self.seed) + int(sample))
+            kernel_noise = _fixed_normal(ops.shape(self.kernel_mu), seed,
+                                         dtype)
+            bias_noise = _fixed_normal(ops.shape(self.bias_mu), seed + 1,
+                                       dtype)
+        kernel = self.kernel_mu + kernel_sigma * kernel_noise
+        bias = self.bias_mu + bias_sigma * bias_noise
         if training and self.kl_weight:
             kl = self._kl(self.kernel_mu, kernel_sigma) + self._kl(
                 self.bias_mu, bias_sigma)
             self.add_loss(self.kl_weight * kl)
         # [batch, features] @ [features, units] -> [batch, units]
-        outputs = ops.matmul(inputs, kernel) + bias
+        outputs = ops.matmul(inputs, ops.cast(kernel, inputs.dtype)) + \
+            ops.cast(bias, inputs.dtype)
         return self.activation(outputs)
 
     def compute_output_shape(self, input_shape):

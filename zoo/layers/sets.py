@@ -141,7 +141,15 @@ def permute_sets(inputs, seed):
         seed: Integer or `keras.random.SeedGenerator`.
     """
     shape = ops.shape(inputs)
-    noise = keras.random.uniform((shape[0], shape[1]), seed=seed)
+    if isinstance(seed, int):
+        import tensorflow as tf
+
+        # Philox, named explicitly, gives the same orders under XLA.
+        noise = tf.random.stateless_uniform(
+            (shape[0], shape[1]), seed=tf.constant([seed, 0], "int64"),
+            alg="philox")
+    else:
+        noise = keras.random.uniform((shape[0], shape[1]), seed=seed)
     # [batch, set_size]: a uniformly random permutation per row.
     order = ops.argsort(noise, axis=1)
     return ops.take_along_axis(inputs, order[:, :, None], axis=1)

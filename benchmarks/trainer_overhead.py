@@ -49,7 +49,8 @@ def hand_written(epochs, batch_size, seed):
         (bundle.validation.x, bundle.validation.y)).batch(batch_size)
     test = tf.data.Dataset.from_tensor_slices(
         (bundle.test.x, bundle.test.y)).batch(batch_size)
-    model.fit(train, validation_data=validation, epochs=epochs, verbose=0)
+    model.fit(train, validation_data=validation, epochs=epochs, verbose=0,
+              shuffle=False)
     return model.evaluate(test, verbose=0, return_dict=True)["accuracy"]
 
 

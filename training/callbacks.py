@@ -241,6 +241,86 @@ def plot_history(history, path):
     os.replace(temporary, path)
 
 
+# --- TensorBoard --------------------------------------------------------------
+
+class EpochTensorBoard(keras.callbacks.Callback):
+    """Write each epoch's logs as TensorBoard scalars.
+
+    The tags and folders are those of `keras.callbacks.TensorBoard` with
+    `update_freq="epoch"` (`train/` and `validation/`, tags such as
+    `epoch_loss`). Unlike it, this callback has no per-batch hook, so it
+    adds no work to training steps; use Keras' callback for graphs,
+    histograms or profiling.
+
+    Args:
+        log_dir: Folder of the event files.
+    """
+
+    def __init__(self, log_dir):
+        super().__init__()
+        self.log_dir = log_dir
+        self._writers = {}
+
+    def _writer(self, name):
+        import tensorflow as tf
+
+        if name not in self._writers:
+            self._writers[name] = tf.summary.create_file_writer(
+                os.path.join(self.log_dir, name))
+        return self._writers[name]
+
+    def on_epoch_end(self, epoch, logs=None):
+        import tensorflow as tf
+
+        for key, value in (logs or {}).items():
+            folder, tag = ("validation", key[4:]) if key.startswith(
+                "val_") else ("train", key)
+            with self._writer(folder).as_default():
+                tf.summary.scalar(f"epoch_{tag}", float(value), step=epoch)
+        for writer in self._writers.values():
+            writer.flush()
+
+    def on_train_end(self, logs=None):
+        for writer in self._writers.values():
+            writer.close()
+        self._writers = {}
+
+
+# --- best model file --------------------------------------------------------
+
+class SaveBestModel(keras.callbacks.Callback):
+    """Write the model to a `.keras` file once, when training ends.
+
+    Put it after `EarlyStopping(restore_best_weights=True)`, which restores
+    the best epoch's weights in its own `on_train_end`, so the file holds
+    the best model. Saving once, instead of at every improvement as
+    `keras.callbacks.ModelCheckpoint` does, keeps per-epoch cost low; the
+    best weights of an interrupted run are kept by `ResumableBackup`.
+    The file is written aside and renamed into place, so a kill never
+    leaves a truncated `best.keras`.
+
+    Args:
+        path: Target `.keras` file.
+    """
+
+    def __init__(self, path):
+        super().__init__()
+        if not path.endswith(".keras"):
+            raise ValueError(
+                f"`path` must end in .keras. Received: path={path!r}"
+            )
+        self.path = path
+
+    def on_train_end(self, logs=None):
+        temporary = f"{self.path[:-len('.keras')]}.tmp-{os.getpid()}.keras"
+        try:
+            self.model.save(temporary)
+            os.replace(temporary, self.path)
+        finally:
+            if os.path.exists(temporary):
+                os.remove(temporary)
+
+
 # --- history file -----------------------------------------------------------
 
 class HistoryCSV(keras.callbacks.Callback):
@@ -433,6 +513,50 @@ def _set_callback_state(callback, state):
         setattr(callback, key, value)
 
 
+def _single_optimizer(model):
+    """Return whether `model.optimizer` is the model's only optimizer."""
+    if getattr(model, "optimizer", None) is None:
+        return False
+    others = [value for value in vars(model).values()
+              if isinstance(value, keras.optimizers.Optimizer)
+              and value is not model.optimizer]
+    return not others
+
+
+def _save_snapshot(model, path):
+    """Save the model's and its optimizer's variables to `path`.
+
+    A model with one optimizer is saved as an `.npz` of its variables and
+    the optimizer's, in tracking order, which takes about a tenth of the
+    time of `save_weights` (3 ms against 25 ms for the digits CNN). Other
+    models (a GAN with two optimizers) use `save_weights`.
+    """
+    if path.endswith(".npz"):
+        values = [v.numpy() for v in model.variables] + [
+            v.numpy() for v in model.optimizer.variables]
+        with open(path, "wb") as handle:
+            np.savez(handle, *values)
+    else:
+        model.save_weights(path, overwrite=True)
+
+
+def _load_snapshot(model, path):
+    """Restore the variables that `_save_snapshot` wrote to `path`."""
+    if not path.endswith(".npz"):
+        model.load_weights(path)
+        return
+    variables = list(model.variables) + list(model.optimizer.variables)
+    with np.load(path) as arrays:
+        if len(arrays.files) != len(variables):
+            raise ValueError(
+                f"Backup {path!r} has {len(arrays.files)} variables but the "
+                f"model and optimizer have {len(variables)}. It belongs to "
+                "another configuration; start a new run folder."
+            )
+        for index, variable in enumerate(variables):
+            variable.assign(arrays[f"arr_{index}"])
+
+
 def _optimizer_step(model):
     """Return the optimizer's iteration count, or -1 without an optimizer.
 
@@ -509,8 +633,8 @@ class ResumableBackup(keras.callbacks.Callback):
         if self.model.optimizer is not None and \
                 not self.model.optimizer.built:
             self.model.optimizer.build(self.model.trainable_variables)
-        self.model.load_weights(
-            os.path.join(self.backup_dir, state["weights"]))
+        _load_snapshot(self.model,
+                       os.path.join(self.backup_dir, state["weights"]))
         for index, callback in enumerate(self.callbacks):
             key = f"{index}:{type(callback).__name__}"
             if key in state["callbacks"]:
@@ -537,9 +661,10 @@ class ResumableBackup(keras.callbacks.Callback):
         os.makedirs(self.backup_dir, exist_ok=True)
         for key, value in (logs or {}).items():
             self._history.setdefault(key, []).append(float(value))
-        weights = f"epoch-{epoch + 1:04d}.weights.h5"
+        suffix = "npz" if _single_optimizer(self.model) else "weights.h5"
+        weights = f"epoch-{epoch + 1:04d}.{suffix}"
         temporary = os.path.join(self.backup_dir, f"tmp-{weights}")
-        self.model.save_weights(temporary, overwrite=True)
+        _save_snapshot(self.model, temporary)
         os.replace(temporary, os.path.join(self.backup_dir, weights))
 
         best_weights = None
@@ -721,15 +846,12 @@ def default_callbacks(run_dir, monitor="val_loss", mode="min", patience=10,
             monitor=monitor, mode=mode, patience=patience,
             restore_best_weights=True,
         ),
-        keras.callbacks.ModelCheckpoint(
-            os.path.join(run_dir, "best.keras"), monitor=monitor, mode=mode,
-            save_best_only=True,
-        ),
+        SaveBestModel(os.path.join(run_dir, "best.keras")),
         HistoryCSV(os.path.join(run_dir, "history.csv")),
     ]
     if tensorboard:
-        callbacks.append(keras.callbacks.TensorBoard(
-            os.path.join(run_dir, "tensorboard"), write_graph=False))
+        callbacks.append(EpochTensorBoard(os.path.join(run_dir,
+                                                       "tensorboard")))
     callbacks.append(TrainingCurves(os.path.join(run_dir, "curves.png")))
     if progress:
         callbacks.append(progress_callback())

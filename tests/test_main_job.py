@@ -164,3 +164,64 @@ def test_non_integer_folder_rejected(workdir, tmp_path):
     assert "latest" in run.stderr
     assert "positive integer" in run.stderr
     assert not (base / "1").exists()
+
+
+def test_predict_classify_examples_body(workdir, tmp_path):
+    test = datasets.load("digits").test
+    body = {"signature_name": "classify", "examples": [
+        {"images": image.reshape(-1).tolist()} for image in test.x[:10]]}
+    request = tmp_path / "classify.json"
+    request.write_text(json.dumps(body))
+    run = run_zoo("predict", "saved_models/cnn/1", "--input", str(request),
+                  cwd=str(workdir["folder"]))
+    assert run.returncode == 0, run.stderr[-2000:]
+    results = json.loads(run.stdout)["results"]
+    assert len(results) == 10
+    best = [max(pairs, key=lambda pair: pair[1])[0] for pairs in results]
+    assert (np.array(best).astype(int) == test.y[:10]).mean() >= 0.9
+
+
+def test_predict_png_b64_body(workdir, tmp_path):
+    import base64
+
+    from zoo.export import encode_png
+
+    test = datasets.load("digits").test
+    images = encode_png(test.x[:5])
+    body = {"signature_name": "serving_png", "instances": [
+        {"image_bytes": {"b64": base64.b64encode(png).decode()}}
+        for png in images]}
+    request = tmp_path / "png.json"
+    request.write_text(json.dumps(body))
+    run = run_zoo("predict", "saved_models/cnn/1", "--input", str(request),
+                  cwd=str(workdir["folder"]))
+    assert run.returncode == 0, run.stderr[-2000:]
+    probabilities = np.array(json.loads(run.stdout)["predictions"])
+    assert (probabilities.argmax(axis=1) == test.y[:5]).mean() >= 0.8
+
+
+@pytest.mark.parametrize("content, message", [
+    ({"signature_name": "nope", "instances": [[[[0.0]] * 8] * 8]},
+     "Signature 'nope' not found"),
+    ({"instances": [[[[True]] * 8] * 8]}, "must be numeric"),
+    ({"instances": [[[[1e39]] * 8] * 8]}, "too large for float32"),
+    (b"", "not a valid .npy"),
+    (b"\xff\xfe{", "not UTF-8"),
+    (np.zeros((0, 8, 8, 1), "float32"), "no instances"),
+    (np.ones((1, 8, 8, 1), "complex64"), "must be numeric"),
+])
+def test_predict_rejects_bad_files(workdir, tmp_path, content, message):
+    if isinstance(content, np.ndarray):
+        request = tmp_path / "request.npy"
+        np.save(request, content)
+    elif isinstance(content, bytes):
+        request = tmp_path / ("empty.npy" if not content else "bad.json")
+        request.write_bytes(content)
+    else:
+        request = tmp_path / "request.json"
+        request.write_text(json.dumps(content))
+    run = run_zoo("predict", "saved_models/cnn/1", "--input", str(request),
+                  cwd=str(workdir["folder"]))
+    assert run.returncode == 2
+    assert message in run.stderr
+    assert "Traceback" not in run.stderr

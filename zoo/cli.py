@@ -199,7 +199,6 @@ def _run_train(args):
     return 0
 
 
-
 def _print_export(exported, spec, requests=None):
     from zoo import export
 
@@ -266,14 +265,16 @@ def _add_export(subparsers):
 
 
 def _latest_run(name):
+    # metrics.json is written last, so only finished runs have it.
     runs = sorted(
-        glob.glob(os.path.join(RUNS_ROOT, name, "*", "best.keras")),
+        glob.glob(os.path.join(RUNS_ROOT, name, "*", "metrics.json")),
         key=os.path.getmtime,
     )
     if not runs:
         raise CommandError(
             f"No finished run of model '{name}' under {RUNS_ROOT}/{name}/. "
-            f"Train one with `zoo train {name}`, or pass a run folder."
+            f"Train one with `zoo train {name}` (running it again resumes "
+            "an interrupted run), or pass a run folder."
         )
     return os.path.dirname(runs[-1])
 
@@ -284,11 +285,14 @@ def load_run(run_dir):
 
     config_path = os.path.join(run_dir, "config.json")
     model_path = os.path.join(run_dir, "best.keras")
-    for path in (config_path, model_path):
+    metrics_path = os.path.join(run_dir, "metrics.json")
+    for path in (config_path, model_path, metrics_path):
         if not os.path.isfile(path):
             raise CommandError(
                 f"{path!r} not found: {run_dir!r} is not a finished run "
-                "folder of `zoo train`."
+                "folder of `zoo train` (a run writes metrics.json when it "
+                "ends). Run the same `zoo train` command again to resume "
+                "and finish it."
             )
     with open(config_path) as handle:
         config = json.load(handle)
@@ -422,8 +426,9 @@ def _add_predict(subparsers):
                         help="version folder or TF Serving base path")
     parser.add_argument("--input", required=True, metavar="FILE",
                         help='JSON body ({"instances": [...]}) or .npy array')
-    parser.add_argument("--signature", default="serving_default",
-                        help="signature name (default: serving_default)")
+    parser.add_argument("--signature", default=None,
+                        help="signature name (default: the body's "
+                        "signature_name, else serving_default)")
 
 
 def _run_predict(args):

@@ -21,7 +21,7 @@ def test_versions_ignore_hidden_entries(tmp_path):
     assert export.next_version(str(tmp_path)) == 4
 
 
-@pytest.mark.parametrize("entry", ["latest", "0", "v2", "1.5"])
+@pytest.mark.parametrize("entry", ["latest", "0", "v2", "1.5", "\u00b2"])
 def test_versions_reject_non_integer_entries(tmp_path, entry):
     (tmp_path / entry).mkdir()
     with pytest.raises(ValueError, match="positive integer") as caught:
@@ -65,3 +65,10 @@ def test_resolve_version_dir(tiny_cnn, tmp_path):
     assert export.resolve_version_dir(base) == os.path.join(base, "2")
     with pytest.raises(ValueError, match="not found"):
         export.resolve_version_dir(str(tmp_path / "missing"))
+
+
+def test_versions_reject_leading_zeros(tmp_path):
+    (tmp_path / "007").mkdir()
+    with pytest.raises(ValueError, match="leading zeros") as caught:
+        export.existing_versions(str(tmp_path))
+    assert "'7'" in str(caught.value)

@@ -167,3 +167,22 @@ def test_cli_bad_set_value():
     assert run.returncode == 2
     assert "KEY=VALUE" in run.stderr
 
+
+
+@pytest.mark.parametrize("overrides, message", [
+    ({"filters": 16}, "must be a list"),
+    ({"dropout": "abc"}, "must be a number"),
+    ({"num_classes": 2.5}, "must be an integer"),
+    ({"num_classes": True}, "must be an integer"),
+])
+def test_hyperparameter_types_checked(overrides, message):
+    with pytest.raises(ValueError, match=message) as caught:
+        zoo.get_model("cnn", **overrides)
+    assert "--set" in str(caught.value)
+
+
+def test_cli_set_wrong_type_is_clean():
+    run = run_zoo("info", "cnn", "--set", "filters=16")
+    assert run.returncode == 2
+    assert "must be a list" in run.stderr
+    assert "Traceback" not in run.stderr

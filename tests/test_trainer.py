@@ -61,3 +61,10 @@ def test_regressor_trains_on_diabetes(tmp_path):
                            run_dir=str(tmp_path))
     assert "test_mae" in result.metrics
     assert result.metrics["test_mae"] < 1.0
+
+
+def test_too_few_classes_is_explained(tmp_path):
+    with pytest.raises(ValueError, match="num_classes=10") as caught:
+        trainer.train("cnn", overrides={**TINY, "num_classes": 5},
+                      epochs=1, run_dir=str(tmp_path))
+    assert "outputs 5 classes" in str(caught.value)

@@ -89,6 +89,25 @@ def check_input_shape(spec, model, bundle):
         )
 
 
+CLASSIFICATION_TASKS = ("classification", "image-classification",
+                        "sequence-classification", "set-classification")
+
+
+def check_classes(spec, model, bundle):
+    """Raise `ValueError` when the labels exceed the model's class count."""
+    if spec.task not in CLASSIFICATION_TASKS or not getattr(
+            model, "outputs", None):
+        return
+    units = model.outputs[0].shape[-1]
+    labels = int(bundle.train.y.max()) + 1
+    if units is not None and labels > units:
+        raise ValueError(
+            f"Data set '{bundle.name}' has labels 0..{labels - 1}, but model "
+            f"'{spec.name}' outputs {units} classes. Set the class count "
+            f"with `--set num_classes={labels}` or pick another data set."
+        )
+
+
 def _settings(spec, **given):
     settings = {**DEFAULT_SETTINGS, **dict(spec.training)}
     for key, value in given.items():
@@ -141,6 +160,7 @@ def train(
     augment=None,
     callbacks=(),
     steps_per_epoch=None,
+    patience=None,
     data_dir=None,
     download=False,
     strategy=None,
@@ -167,6 +187,8 @@ def train(
         callbacks: Extra Keras callbacks. Defaults to `()`.
         steps_per_epoch: Limit of training steps per epoch. Defaults to a
             full pass over the training split.
+        patience: Epochs without improvement before early stopping.
+            Defaults to the record's setting, else 10.
         data_dir: tensorflow-datasets data directory, for non-embedded data.
         download: Let tensorflow-datasets download. Defaults to `False`.
         strategy: `tf.distribute` strategy name (`training.distributed.
@@ -192,7 +214,7 @@ def train(
     hyperparameters = spec.hyperparameters(overrides)
     settings = _settings(spec, epochs=epochs, batch_size=batch_size,
                          learning_rate=learning_rate, seed=seed,
-                         steps_per_epoch=steps_per_epoch)
+                         steps_per_epoch=steps_per_epoch, patience=patience)
     bundle = datasets.load(dataset or spec.dataset, data_dir=data_dir,
                            download=download)
     set_seed(settings["seed"])
@@ -206,6 +228,7 @@ def train(
                                     **(overrides or {}))
     recipe = resolve_recipe(spec, settings)
     check_input_shape(spec, recipe.input_model(model), bundle)
+    check_classes(spec, recipe.serving_model(model), bundle)
     recipe.compile(model)
 
     if augment is not None and isinstance(augment, str):

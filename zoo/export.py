@@ -91,7 +91,15 @@ def existing_versions(model_base):
     for entry in sorted(os.listdir(model_base)):
         if entry.startswith("."):
             continue
-        if entry.isdigit() and int(entry) > 0:
+        if entry.isascii() and entry.isdigit() and int(entry) > 0:
+            if str(int(entry)) != entry:
+                # TF Serving reads "007" as version 7; so would a later "7".
+                raise ValueError(
+                    f"Found {os.path.join(model_base, entry)!r}: version "
+                    "folders must not have leading zeros, because TF "
+                    f"Serving reads it as version {int(entry)}. Rename it "
+                    f"to {str(int(entry))!r}."
+                )
             versions.append(int(entry))
             continue
         raise ValueError(

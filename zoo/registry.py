@@ -7,6 +7,7 @@ TensorFlow; builders import Keras inside their own bodies.
 import dataclasses
 import difflib
 import fnmatch
+import json
 import logging
 import re
 import warnings
@@ -100,11 +101,21 @@ class ModelSpec:
                 f"{', '.join(sorted(self.defaults))}. "
                 f"Run `zoo info {self.name}` to see them with their defaults."
             )
+        for key, value in overrides.items():
+            _check_type(self.name, key, value, self.defaults[key])
         return {**self.defaults, **overrides}
 
     def build(self, **overrides):
         """Build the Keras model with the defaults updated by `overrides`."""
-        return self.builder(**self.hyperparameters(overrides))
+        hyperparameters = self.hyperparameters(overrides)
+        try:
+            return self.builder(**hyperparameters)
+        except TypeError as error:
+            raise ValueError(
+                f"Building model '{self.name}' failed with hyperparameters "
+                f"{overrides}: {error}. Check the values against the "
+                f"defaults shown by `zoo info {self.name}`."
+            ) from error
 
     def to_dict(self):
         """Return a JSON-ready summary (the builder as its dotted path)."""
@@ -122,6 +133,47 @@ class ModelSpec:
             "pretrained": list(self.pretrained),
             "training": _jsonable(dict(self.training)),
         }
+
+
+def _type_name(value):
+    if isinstance(value, bool):
+        return "a boolean (true or false)"
+    if isinstance(value, int):
+        return "an integer"
+    if isinstance(value, float):
+        return "a number"
+    if isinstance(value, (list, tuple)):
+        return "a list"
+    if isinstance(value, str):
+        return "a string"
+    return type(value).__name__
+
+
+def _check_type(model, key, value, default):
+    """Raise `ValueError` when `value` is not of the kind of `default`."""
+    if default is None or value is None:
+        return
+    if isinstance(default, bool):
+        fits = isinstance(value, bool)
+    elif isinstance(default, int):
+        fits = isinstance(value, int) and not isinstance(value, bool)
+    elif isinstance(default, float):
+        fits = isinstance(value, (int, float)) and not isinstance(value,
+                                                                  bool)
+    elif isinstance(default, (list, tuple)):
+        fits = isinstance(value, (list, tuple))
+    elif isinstance(default, str):
+        fits = isinstance(value, str)
+    else:
+        fits = True
+    if not fits:
+        example = json.dumps(default if not isinstance(default, tuple)
+                             else list(default))
+        raise ValueError(
+            f"Hyperparameter '{key}' of model '{model}' must be "
+            f"{_type_name(default)}, like its default {example}. Received: "
+            f"{value!r}. On the command line: --set {key}={example}"
+        )
 
 
 def _jsonable(value):

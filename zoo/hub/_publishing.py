@@ -113,12 +113,14 @@ def train_command(config):
 
 def _read_run(run_dir):
     paths = {name: os.path.join(run_dir, name)
-             for name in ("config.json", "best.keras")}
+             for name in ("config.json", "best.keras", "metrics.json")}
     for path in paths.values():
         if not os.path.isfile(path):
             raise HubError(
                 f"{path!r} not found: {run_dir!r} is not a finished run "
-                "folder of `zoo train`."
+                "folder of `zoo train` (a run writes metrics.json when it "
+                "ends). Finish it by running the same `zoo train` command "
+                "again, which resumes it."
             )
     with open(paths["config.json"]) as handle:
         return json.load(handle), paths["best.keras"]
@@ -134,7 +136,8 @@ def publish(run_dir, tag, hub=None, *, command=None,
     `hub/<model>/<tag>/` and adds the entry to `hub/index.json`.
 
     Args:
-        run_dir: Run folder with `config.json` and `best.keras`.
+        run_dir: Finished run folder with `config.json`, `best.keras` and
+            `metrics.json`.
         tag: Weights tag: lowercase letters, digits, `.`, `_` or `-`.
         hub: Local hub folder. Defaults to the repository's hub (not
             `ZOO_HUB`, which may be remote).

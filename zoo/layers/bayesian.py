@@ -14,27 +14,44 @@ import keras
 from keras import ops
 
 
-def _fixed_uniform(shape, seed, dtype):
-    """Draw uniform [0, 1) values from a fixed integer seed with Philox.
+def fixed_random_bits(shape, seed):
+    """Draw int32 random bits from a fixed integer seed with Philox.
 
-    Keras' integer-seeded draws use TensorFlow's "auto_select" algorithm,
-    which gives other numbers under XLA; naming Philox keeps a served
-    prediction equal with and without XLA (so on TPUs too).
+    Float draws of TensorFlow 2.21 (`stateless_uniform`, even with
+    `alg="philox"`) gave other numbers when a loaded SavedModel was
+    compiled with XLA, while full-range integer draws match. Served
+    predictions therefore build their floats from these bits, so they are
+    equal with and without XLA (the stand-in for TPUs).
     """
     import tensorflow as tf
 
-    values = tf.random.stateless_uniform(
-        shape, seed=tf.constant([seed, 0], "int64"), alg="philox")
-    return ops.cast(values, dtype)
+    return tf.random.stateless_uniform(
+        shape, seed=tf.constant([seed, 0], "int64"), minval=None,
+        maxval=None, dtype=tf.int32, alg="philox")
+
+
+def _bits_to_unit(bits):
+    """Map int32 bits to floats in (0, 1) from their 24 high bits."""
+    import tensorflow as tf
+
+    high = tf.bitwise.bitwise_and(tf.bitwise.right_shift(bits, 8), 0xFFFFFF)
+    return (tf.cast(high, "float32") + 0.5) * (2.0**-24)
+
+
+def _fixed_uniform(shape, seed, dtype):
+    """Draw uniform (0, 1) values from a fixed integer seed."""
+    return ops.cast(_bits_to_unit(fixed_random_bits(shape, seed)), dtype)
 
 
 def _fixed_normal(shape, seed, dtype):
-    """Draw N(0, 1) values from a fixed integer seed with Philox."""
+    """Draw N(0, 1) values from a fixed integer seed (Box-Muller)."""
     import tensorflow as tf
 
-    values = tf.random.stateless_normal(
-        shape, seed=tf.constant([seed, 0], "int64"), alg="philox")
-    return ops.cast(values, dtype)
+    bits = fixed_random_bits(tf.concat([[2], tf.cast(shape, "int32")], 0),
+                             seed)
+    first, second = _bits_to_unit(bits[0]), _bits_to_unit(bits[1])
+    radius = tf.sqrt(-2.0 * tf.math.log(first))
+    return ops.cast(radius * tf.cos(2.0 * math.pi * second), dtype)
 
 
 def _check_rate(rate):

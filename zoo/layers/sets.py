@@ -142,12 +142,10 @@ def permute_sets(inputs, seed):
     """
     shape = ops.shape(inputs)
     if isinstance(seed, int):
-        import tensorflow as tf
+        from zoo.layers.bayesian import fixed_random_bits
 
-        # Philox, named explicitly, gives the same orders under XLA.
-        noise = tf.random.stateless_uniform(
-            (shape[0], shape[1]), seed=tf.constant([seed, 0], "int64"),
-            alg="philox")
+        # Integer draws give the same orders with and without XLA.
+        noise = fixed_random_bits((shape[0], shape[1]), seed)
     else:
         noise = keras.random.uniform((shape[0], shape[1]), seed=seed)
     # [batch, set_size]: a uniformly random permutation per row.

@@ -785,6 +785,18 @@ def claim_run_dir(run_dir):
     _write_json_atomic(os.path.join(run_dir, LOCK_FILE), os.getpid())
 
 
+def release_run_dir(run_dir):
+    """Remove this process's lock from a finished `run_dir`."""
+    path = os.path.join(run_dir, LOCK_FILE)
+    try:
+        with open(path) as handle:
+            owner = json.load(handle)
+    except (OSError, ValueError):
+        return
+    if owner == os.getpid():
+        os.remove(path)
+
+
 # --- the default set --------------------------------------------------------
 
 def default_callbacks(run_dir, monitor="val_loss", mode="min", patience=10,

@@ -265,9 +265,14 @@ def train(
     history = recipe.fit(model, train_data, validation_data, all_callbacks)
     seconds = time.perf_counter() - started
     metrics = recipe.evaluate(model, test_data, bundle)
+    # A resumed run counts its seconds from the resume.
     metrics["train_seconds"] = seconds
     metrics["epochs_run"] = len(next(iter(history.history.values()), []))
+    metrics["resumed_from_epoch"] = next(
+        (c.restored_epoch for c in all_callbacks
+         if isinstance(c, shared_callbacks.ResumableBackup)), 0)
     write_json(os.path.join(run_dir, "metrics.json"), metrics)
+    shared_callbacks.release_run_dir(run_dir)
     logger.info("Run %s finished: %s", run_dir, metrics)
     return TrainResult(
         model=model, spec=spec, run_dir=run_dir, metrics=metrics,

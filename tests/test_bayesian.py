@@ -116,7 +116,7 @@ def test_spread_grows_away_from_data(name, tmp_path):
 @pytest.mark.slow
 def test_spread_grows_with_less_data(tmp_path):
     # steps_per_epoch limits each epoch to the first batches of the
-    # shuffled data, so the small run sees a tenth of the updates and data.
+    # shuffled data, so the small run gets a tenth of the updates and data.
     full, bundle = _train("mc-dropout-mlp", 1.0, tmp_path, epochs=4)
     small, _ = _train("mc-dropout-mlp", 0.1, tmp_path, epochs=4)
     x = bundle.test.x

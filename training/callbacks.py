@@ -292,7 +292,7 @@ class SaveBestModel(keras.callbacks.Callback):
     """Write the model to a `.keras` file once, when training ends.
 
     Put it after `EarlyStopping(restore_best_weights=True)`, which restores
-    the best epoch's weights in its own `on_train_end`, so the file holds
+    the best epoch's weights in its own `on_train_end`, so the file contains
     the best model. Saving once, instead of at every improvement as
     `keras.callbacks.ModelCheckpoint` does, keeps per-epoch cost low; the
     best weights of an interrupted run are kept by `ResumableBackup`.

@@ -33,7 +33,7 @@ DEFAULT_SETTINGS = {
 
 @dataclasses.dataclass
 class TrainResult:
-    """What `train` returns: the trained model and where its run lives."""
+    """Result of `train`: the trained model, its metrics and run folder."""
 
     model: object
     spec: object

@@ -2,7 +2,7 @@
 
 Each subcommand is a pair of functions: `_add_<name>` declares its
 arguments and `_run_<name>` carries it out. TensorFlow is imported only by
-the subcommands that need it, so `zoo list` answers at once.
+the subcommands that need it, so `zoo list` returns at once.
 """
 
 import argparse

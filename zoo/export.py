@@ -55,7 +55,7 @@ WARMUP_BATCH = 2
 
 @dataclasses.dataclass(frozen=True)
 class ExportResult:
-    """Where an export went: its version folder and version number.
+    """Record of one export: its version folder and version number.
 
     Attributes:
         path: The version folder.

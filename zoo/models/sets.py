@@ -2,8 +2,9 @@
 
 Each example is a set of `SET_SIZE` digit images (64 pixels each) drawn
 from one split of scikit-learn's digits. The target is a function of their
-labels: the sum, the range (max - min) or the number of distinct labels. Train, validation and test sets draw from the matching digit
-splits, so no test image is ever seen in training.
+labels: the sum, the range (max - min) or the number of distinct labels.
+Train, validation and test sets draw from the matching digit splits, so no
+test image is ever seen in training.
 """
 
 import numpy as np

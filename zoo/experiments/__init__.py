@@ -3,7 +3,7 @@
 Each experiment writes one PNG and returns its measured numbers as a dict.
 """
 
-EXPERIMENTS = ("double-descent", "som-map")
+EXPERIMENTS = ("double-descent", "double-descent-trained", "som-map")
 
 
 def run_experiment(name, out, seed=0):
@@ -22,6 +22,10 @@ def run_experiment(name, out, seed=0):
 
         results = double_descent.run(out, seed=seed)
         return {result.kind: result.summary() for result in results}
+    if name == "double-descent-trained":
+        from zoo.experiments import trained_width
+
+        return trained_width.run(out, seed=seed).summary()
     if name == "som-map":
         from zoo.experiments import som_map
 

@@ -439,6 +439,8 @@ def test_saved_model_archive_serves(cache, tmp_path, zoo_command):
     assert result.returncode == 0, result.stderr
     folder = str(tmp_path / "cnn" / "1")
     assert f"saved_model: {folder}" in result.stdout
+    config = (tmp_path / "models.config").read_text()
+    assert "name: 'cnn'" in config or 'name: "cnn"' in config
     second = hub.extract_saved_model("cnn", "digits", str(tmp_path),
                                      hub=hub.PACKAGE_HUB)
     assert second == str(tmp_path / "cnn" / "2")

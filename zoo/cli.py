@@ -506,7 +506,12 @@ def _run_download(args):
         target = hub.extract_saved_model(args.name, args.weights,
                                          args.serving_base, hub=args.hub,
                                          version=args.version)
+        from zoo import export
+
+        # Keep TF Serving's model config in step, as `zoo export` does.
+        config = export.update_model_config(args.serving_base)
         print(f"saved_model: {target}")
+        print(f"model config: {config}")
     return 0
 
 

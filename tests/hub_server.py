@@ -3,6 +3,7 @@
 Tests set `server.faults[relative_path]` to make the server misbehave for
 one file:
 
+- `"error"`: answer HTTP 500.
 - `"truncate"`: send the full Content-Length, then half the bytes, then
   close the connection.
 - `"corrupt"`: send bytes of the right length with one byte flipped.
@@ -38,6 +39,9 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         with open(path, "rb") as handle:
             data = handle.read()
         fault = server.faults.get(relative)
+        if fault == "error":
+            self.send_error(500, "internal error")
+            return
         if fault == "corrupt":
             middle = len(data) // 2
             data = data[:middle] + bytes([data[middle] ^ 0xFF]) + \

@@ -251,6 +251,22 @@ def test_offline_warm_cache_loads_without_network(cache, tmp_path,
     assert model.output_shape == (None, 10)
 
 
+def test_failing_hub_falls_back_to_cached_index(cache, tmp_path):
+    with HubServer(hub.PACKAGE_HUB) as running:
+        hub.download("mlp", "digits", hub=running.url, kinds=("keras",))
+        running.faults[hub.INDEX_NAME] = "error"
+        model = zoo.get_model("mlp", weights="digits", hub=running.url)
+
+    assert model.output_shape == (None, 10)
+
+
+def test_failing_hub_without_cache_raises(cache, tmp_path):
+    with HubServer(hub.PACKAGE_HUB) as running:
+        running.faults[hub.INDEX_NAME] = "error"
+        with pytest.raises(hub.HubError, match="500"):
+            hub.download("mlp", "digits", hub=running.url)
+
+
 # --- security ----------------------------------------------------------------
 
 @pytest.mark.parametrize("path", [

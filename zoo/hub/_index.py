@@ -325,12 +325,20 @@ def read_index(hub=None):
         return _stored_index(hub, stored, "ZOO_OFFLINE is set")
     try:
         data = _fetch_index(hub)
+        index = check_index(_read_json_bytes(data, source), source)
     except _transfer_errors(hub) as error:
         if os.path.isfile(stored):
             logger.warning("Hub %s is unreachable (%s); using the cached "
                            "index.", hub.location, error)
         return _stored_index(hub, stored, f"the hub is unreachable: {error}")
-    index = check_index(_read_json_bytes(data, source), source)
+    except HubError as error:
+        # An HTTP error or a page that is not the index (a proxy's login
+        # page) is likely passing; a stored index still verifies the files.
+        if not os.path.isfile(stored):
+            raise
+        logger.warning("Hub %s returned no valid index (%s); using the "
+                       "cached index.", hub.location, error)
+        return _stored_index(hub, stored, f"the hub failed: {error}")
     write_json_atomic(os.path.join(hub.cache_root, HUB_RECORD_NAME),
                       {"location": hub.location})
     write_json_atomic(stored, index)

@@ -812,18 +812,33 @@ def run_checks(items, mixed_precision=True):
     fresh = fresh_process_checks(items)
     results = []
     for item, (parity, warmup) in zip(items, fresh):
-        checks = [audit_ops(item.export_dir),
-                  check_signature(item.export_dir, item.spec,
-                                  item.serving_model),
-                  parity, warmup, check_xla(item)]
+        checks = [_guarded(OP_AUDIT, audit_ops, item.export_dir),
+                  _guarded(SIGNATURE, check_signature, item.export_dir,
+                           item.spec, item.serving_model),
+                  parity, warmup, _guarded(XLA, check_xla, item)]
         if mixed_precision:
-            checks.append(check_mixed_precision(item))
+            checks.append(_guarded(MIXED_PRECISION, check_mixed_precision,
+                                   item))
         else:
             checks.append(CheckResult(MIXED_PRECISION, SKIPPED))
-        checks.append(check_tflite(item) if item.tflite
+        checks.append(_guarded(TFLITE, check_tflite, item) if item.tflite
                       else CheckResult(TFLITE, SKIPPED))
         results.append(checks)
     return results
+
+
+def _guarded(name, check, *args):
+    """Run `check(*args)`; an exception becomes a failed `name` result.
+
+    A damaged export (missing variables, a truncated saved_model.pb) then
+    still gets every check reported by name.
+    """
+    try:
+        return check(*args)
+    except Exception as error:  # noqa: BLE001 - reported as a failure
+        lines = str(error).strip().splitlines() or [type(error).__name__]
+        return CheckResult(name, FAIL,
+                           f"{type(error).__name__}: {lines[0][:500]}")
 
 
 def raise_on_failure(name, results):

@@ -608,3 +608,11 @@ def test_fresh_clone_loads_cnn_offline(tmp_path):
     assert result.stdout.splitlines()[0].startswith(str(clone))
     assert "(2, 10)" in result.stdout
     assert not empty_cache.exists()
+
+
+def test_cache_path_that_is_a_file_rejected(tmp_path, monkeypatch):
+    path = tmp_path / "cache-file"
+    path.write_text("not a folder")
+    monkeypatch.setenv("ZOO_CACHE", str(path))
+    with pytest.raises(hub.HubError, match="not a folder"):
+        hub.cache_dir()

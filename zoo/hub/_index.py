@@ -54,12 +54,23 @@ def default_hub():
 
 
 def cache_dir():
-    """Return `ZOO_CACHE`, else `$KERAS_HOME/zoo`, else `~/.keras/zoo`."""
+    """Return `ZOO_CACHE`, else `$KERAS_HOME/zoo`, else `~/.keras/zoo`.
+
+    Raises:
+        HubError: the path exists and is not a folder.
+    """
     if os.environ.get("ZOO_CACHE"):
-        return os.path.abspath(os.path.expanduser(os.environ["ZOO_CACHE"]))
-    keras_home = os.environ.get("KERAS_HOME") or os.path.join(
-        os.path.expanduser("~"), ".keras")
-    return os.path.abspath(os.path.join(keras_home, "zoo"))
+        path = os.path.abspath(os.path.expanduser(os.environ["ZOO_CACHE"]))
+    else:
+        keras_home = os.environ.get("KERAS_HOME") or os.path.join(
+            os.path.expanduser("~"), ".keras")
+        path = os.path.abspath(os.path.join(keras_home, "zoo"))
+    if os.path.exists(path) and not os.path.isdir(path):
+        raise HubError(
+            f"The download cache {path!r} exists but is not a folder. Point "
+            "ZOO_CACHE at a folder, or move the file away."
+        )
+    return path
 
 
 def is_offline():

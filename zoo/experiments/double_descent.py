@@ -350,12 +350,32 @@ def plot_sweeps(results, path):
     top.legend(fontsize=8)
     top.set_title(f"Double descent, minimum-norm fit on {train_size} digits "
                   f"({results[0].test_size} test)")
+    return save_figure(figure, path)
+
+
+def save_figure(figure, path):
+    """Write a matplotlib figure to PNG `path` through a rename, close it,
+    and return `path`."""
+    import matplotlib.pyplot as plt
+
     figure.tight_layout()
     temporary = f"{path}.tmp.png"
     figure.savefig(temporary, dpi=90)
     plt.close(figure)
     os.replace(temporary, path)
     return path
+
+
+def write_numbers(path, payload):
+    """Write `payload` as JSON beside the PNG `path` (same name, `.json`)
+    through a rename, and return the JSON path."""
+    numbers = os.path.splitext(path)[0] + ".json"
+    temporary = f"{numbers}.tmp"
+    with open(temporary, "w") as handle:
+        json.dump(payload, handle, indent=2)
+        handle.write("\n")
+    os.replace(temporary, numbers)
+    return numbers
 
 
 def run(path, kinds=KINDS, train_size=DEFAULT_TRAIN_SIZE, repeats=3,
@@ -377,10 +397,5 @@ def run(path, kinds=KINDS, train_size=DEFAULT_TRAIN_SIZE, repeats=3,
     results = [run_sweep(kind, train_size, sizes, repeats=repeats,
                          seed=seed) for kind in kinds]
     plot_sweeps(results, path)
-    numbers = os.path.splitext(path)[0] + ".json"
-    temporary = f"{numbers}.tmp"
-    with open(temporary, "w") as handle:
-        json.dump([r.to_dict() for r in results], handle, indent=2)
-        handle.write("\n")
-    os.replace(temporary, numbers)
+    write_numbers(path, [r.to_dict() for r in results])
     return results

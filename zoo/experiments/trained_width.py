@@ -25,11 +25,12 @@ narrower network and 0.021 at h = 1000.
 """
 
 import dataclasses
-import json
 import logging
-import os
 
 import numpy as np
+
+from zoo.experiments.double_descent import save_figure
+from zoo.experiments.double_descent import write_numbers
 
 logger = logging.getLogger(__name__)
 
@@ -189,23 +190,13 @@ def plot_trained_sweep(result, path):
     bottom.set_xlabel("parameters of Dense(h, relu) -> Dense(10)")
     top.set_title(f"Double descent of fully trained networks on "
                   f"{result.train_size} digits")
-    figure.tight_layout()
-    temporary = f"{path}.tmp.png"
-    figure.savefig(temporary, dpi=90)
-    plt.close(figure)
-    os.replace(temporary, path)
-    return path
+    return save_figure(figure, path)
 
 
 def run(path, seed=0, **options):
     """Run the sweep, write the PNG at `path` and its numbers as JSON."""
     result = run_trained_sweep(seed=seed, **options)
     plot_trained_sweep(result, path)
-    numbers = os.path.splitext(path)[0] + ".json"
-    temporary = f"{numbers}.tmp"
-    with open(temporary, "w") as handle:
-        json.dump({**dataclasses.asdict(result),
-                   "summary": result.summary()}, handle, indent=2)
-        handle.write("\n")
-    os.replace(temporary, numbers)
+    write_numbers(path, {**dataclasses.asdict(result),
+                         "summary": result.summary()})
     return result

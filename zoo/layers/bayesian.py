@@ -13,6 +13,8 @@ import math
 import keras
 from keras import ops
 
+from zoo._validation import check_positive_ints
+
 
 def fixed_random_bits(shape, seed):
     """Draw int32 random bits from a fixed integer seed with Philox.
@@ -288,13 +290,7 @@ class BayesianMLP(keras.Model):
                 "`num_samples` must be a positive integer. "
                 f"Received: num_samples={num_samples!r}"
             )
-        if not hidden_units or any(
-            not isinstance(u, int) or u <= 0 for u in hidden_units
-        ):
-            raise ValueError(
-                "`hidden_units` must be a non-empty list of positive "
-                f"integers. Received: hidden_units={hidden_units!r}"
-            )
+        check_positive_ints("hidden_units", hidden_units)
         self.input_dim = input_dim
         self.num_classes = num_classes
         self.hidden_units = list(hidden_units)

@@ -16,6 +16,8 @@ import math
 import keras
 from keras import ops
 
+from zoo._validation import check_positive_ints
+
 
 @keras.saving.register_keras_serializable(package="zoo")
 class SetSumPooling(keras.layers.Layer):
@@ -79,13 +81,7 @@ class KaryJanossyPooling(keras.layers.Layer):
                 "ordered tuples, more than the 5040 this layer enumerates. "
                 "Use a smaller `k` or the permutation-sampling model."
             )
-        if not hidden_units or any(
-            not isinstance(u, int) or u <= 0 for u in hidden_units
-        ):
-            raise ValueError(
-                "`hidden_units` must be a non-empty list of positive "
-                f"integers. Received: hidden_units={hidden_units!r}"
-            )
+        check_positive_ints("hidden_units", hidden_units)
         self.k = k
         self.set_size = set_size
         self.hidden_units = list(hidden_units)

@@ -1,5 +1,6 @@
 """Dense multilayer perceptrons with classifier and regressor heads."""
 
+from zoo._validation import check_positive_ints
 from zoo.registry import register_model
 
 _REFERENCES = (
@@ -13,13 +14,7 @@ def _check_common(input_dim, hidden_units, dropout):
         raise ValueError(
             f"`input_dim` must be a positive integer. Received: {input_dim!r}"
         )
-    if not hidden_units or any(
-        not isinstance(u, int) or u <= 0 for u in hidden_units
-    ):
-        raise ValueError(
-            "`hidden_units` must be a non-empty list of positive integers. "
-            f"Received: {hidden_units!r}"
-        )
+    check_positive_ints("hidden_units", hidden_units)
     if not 0.0 <= dropout < 1.0:
         raise ValueError(
             f"`dropout` must be in [0, 1). Received: {dropout!r}"

@@ -3,7 +3,7 @@
 Tests set `server.faults[relative_path]` to make the server misbehave for
 one file:
 
-- `"error"`: answer HTTP 500.
+- `"error"`: respond with HTTP 500.
 - `"truncate"`: send the full Content-Length, then half the bytes, then
   close the connection.
 - `"corrupt"`: send bytes of the right length with one byte flipped.

@@ -786,7 +786,7 @@ def _resumable_config(config):
 def _check_run_dir(run_dir, config):
     if os.path.isfile(os.path.join(run_dir, "metrics.json")):
         raise ValueError(
-            f"Run folder {run_dir!r} holds a finished run (metrics.json "
+            f"Run folder {run_dir!r} contains a finished run (metrics.json "
             "exists). Pass a new `--run-dir` to train again."
         )
     path = os.path.join(run_dir, "config.json")
@@ -801,7 +801,7 @@ def _check_run_dir(run_dir, config):
             for key in sorted(set(found) | set(expected))
             if found.get(key) != expected.get(key)}
         raise ValueError(
-            f"Run folder {run_dir!r} holds a run with another "
+            f"Run folder {run_dir!r} contains a run with another "
             "configuration, so it cannot be resumed with this one. Pass a "
             "new `--run-dir`, or the same options. Differences (found, "
             f"requested): {differences}"

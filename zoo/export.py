@@ -688,7 +688,7 @@ def parse_version_policy(text):
         FileSystemStoragePathSourceConfig.ServableVersionPolicy`.
 
     Raises:
-        ValueError: the text is none of those forms.
+        ValueError: the text matches none of those forms.
     """
     from tensorflow_serving.config import (
         file_system_storage_path_source_pb2 as storage)

@@ -3,10 +3,10 @@
 Requests use TF Serving's REST bodies:
 
 - predict, row format `{"instances": [...]}` or columnar format
-  `{"inputs": ...}`, answered with `{"predictions": [...]}` or
+  `{"inputs": ...}`, which return `{"predictions": [...]}` or
   `{"outputs": ...}`;
 - classify, `{"examples": [{feature: value, ...}, ...]}` for a signature
-  that parses serialized `tf.Example`s, answered with
+  that parses serialized `tf.Example`s, which returns
   `{"results": [[[class, score], ...], ...]}`.
 
 A body may name its signature with `"signature_name"`. String inputs take

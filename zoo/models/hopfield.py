@@ -176,7 +176,7 @@ def store_patterns(model, patterns):
     expected = tuple(layer.stored_patterns.shape)
     if tuple(np.shape(patterns)) != expected:
         raise ValueError(
-            f"The memory holds {expected[0]} patterns of size {expected[1]}. "
+            f"The memory stores {expected[0]} patterns of size {expected[1]}. "
             "Build it with `num_patterns` equal to the number of patterns to "
             f"store. Received: patterns of shape {tuple(np.shape(patterns))}"
         )
@@ -249,7 +249,7 @@ class MemoryRecipe(Recipe):
         count = int(model.get_layer("memory").stored_patterns.shape[0])
         if count > len(bundle.train):
             raise ValueError(
-                f"The memory holds {count} patterns, but the training split "
+                f"The memory stores {count} patterns, but the training split "
                 f"of '{bundle.name}' has {len(bundle.train)}. Set "
                 f"`--set num_patterns={len(bundle.train)}` or less."
             )

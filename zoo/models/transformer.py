@@ -40,7 +40,8 @@ def transformer_encoder(x, hidden_dim, num_layers, num_heads,
         intermediate_dim: Feed-forward width `f` of the blocks.
         dropout: Dropout rate in the blocks and before the head.
         positional: `"learned"`, `"sinusoidal"` or `"none"`.
-        max_length: Longest sequence of a learned positional embedding.
+        max_length: Maximum sequence length of the learned positional
+            embedding.
         norm_position: `"post"` or `"pre"` layer normalization.
         pooling: `"average"` over the real steps, or `"last"` real step.
 
